@@ -1,0 +1,76 @@
+//! `cargo xtask run`: installs missing system packages, builds the release binary and starts the app.
+//! It replaces itself with the app (exec on Unix), so Ctrl-C, signals and the exit code are the app's.
+
+use std::ffi::OsString;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::apt::{self, Purpose};
+use crate::process;
+use crate::workspace::Workspace;
+
+/// Starts the front end that suits this session, passing `app_args` on to it.
+///
+/// # Errors
+///
+/// Fails when packages cannot be installed, the build fails, or the app cannot be started.
+/// On Unix it does not return on success.
+pub fn run(app_args: &[OsString]) -> Result<()> {
+    let front_end = front_end();
+    apt::ensure(front_end.purposes())?;
+    let workspace = Workspace::locate()?;
+    let mut command = match front_end {
+        FrontEnd::Headless => {
+            let build_args = ["build", "--release", "--bin", "blanket"];
+            process::run(workspace.cargo().args(build_args))
+                .context("could not build the blanket binary")?;
+            let binary = workspace
+                .target_dir
+                .join("release")
+                .join(format!("blanket{}", std::env::consts::EXE_SUFFIX));
+            let mut command = Command::new(binary);
+            command.arg("serve").args(app_args);
+            command
+        }
+    };
+    eprintln!("xtask: starting {}", process::display(&command));
+    exec(&mut command)
+}
+
+/// The front ends `cargo xtask run` can start.
+enum FrontEnd {
+    /// `blanket serve`: the server and its web UI, for a browser.
+    Headless,
+}
+
+impl FrontEnd {
+    fn purposes(&self) -> &'static [Purpose] {
+        match self {
+            FrontEnd::Headless => &[Purpose::Build],
+        }
+    }
+}
+
+fn front_end() -> FrontEnd {
+    // The desktop shell (src-tauri) arrives with its own issue; it adds a
+    // `FrontEnd::Desktop` chosen here when $DISPLAY or $WAYLAND_DISPLAY is set.
+    FrontEnd::Headless
+}
+
+#[cfg(unix)]
+fn exec(command: &mut Command) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    // `exec` only returns when it failed.
+    let error = command.exec();
+    Err(error).with_context(|| format!("could not start `{}`", process::display(command)))
+}
+
+#[cfg(not(unix))]
+fn exec(command: &mut Command) -> Result<()> {
+    // No exec here: wait for the app and hand its exit code on.
+    let status = command
+        .status()
+        .with_context(|| format!("could not start `{}`", process::display(command)))?;
+    std::process::exit(status.code().unwrap_or(1))
+}
