@@ -1,0 +1,605 @@
+//! The coordinator: the one owner of Blanket's state. Every mutation from every front end goes
+//! through it, is committed by `store`, and only then announced on the `Hub`.
+//! It knows nothing of HTTP: the server, the CLI and the desktop shell are its callers.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::filter::TaskFilter;
+use crate::hub::{Hub, HubEvent, Topic};
+use crate::id::{TaskId, WorkerId};
+use crate::state::TaskState;
+use crate::store::{Claimed, NewTaskRow, Store, TaskChange, TaskCounts};
+use crate::task_type::{self, Catalog};
+use crate::wire::{self, HeartbeatReply, Task, TaskEvent, Worker, WorkerStatus, WorkerUpdate};
+
+/// The folder under the results root where multipart uploads land before their task exists.
+const INCOMING_DIR: &str = ".incoming";
+
+/// The coordinator. Cloning is cheap and shares the same state.
+#[derive(Clone)]
+pub struct Coordinator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    hub: Hub,
+    // std RwLock: readers clone the Arc and let go at once; a reload swaps it whole.
+    catalog: RwLock<Arc<Catalog>>,
+    started: Instant,
+    started_ts: i64,
+}
+
+/// A folder receiving the files of a submit that is still being uploaded.
+#[derive(Debug)]
+pub struct StagedUpload {
+    path: PathBuf,
+}
+
+/// What a worker reports when its task ends.
+#[derive(Clone, Debug)]
+pub struct FinishReport {
+    pub state: TaskState,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+/// Runtime figures for `/ops/status/` and `/metrics`.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub uptime_seconds: u64,
+    pub started_ts: i64,
+    pub tasks: TaskCounts,
+    pub workers_by_status: Vec<(WorkerStatus, u64)>,
+    pub task_subscribers: usize,
+    pub worker_subscribers: usize,
+    pub event_subscribers: usize,
+    pub task_types: usize,
+    pub broken_task_types: usize,
+    pub queue_paused: bool,
+}
+
+impl Coordinator {
+    /// Opens the store, seeds the example types on first start and loads the task types.
+    ///
+    /// # Errors
+    /// `Invalid` when the database file is not ours, `Unavailable` or `Io` when the data
+    /// directory cannot be used.
+    pub async fn open(config: Config) -> Result<Coordinator> {
+        let setup_config = config.clone();
+        let (store, catalog) = tokio::task::spawn_blocking(move || -> Result<(Store, Catalog)> {
+            let config = setup_config;
+            crate::config::check_database_file(&config.database)?;
+            std::fs::create_dir_all(config.results_dir.join(INCOMING_DIR)).map_err(|source| {
+                Error::io(
+                    format!(
+                        "creating the results directory {}",
+                        config.results_dir.display()
+                    ),
+                    source,
+                )
+            })?;
+            // Only the default folder gets the examples: a folder the user named is theirs.
+            if config.types_dirs == [config.data_dir.join("types")] {
+                for dir in &config.types_dirs {
+                    task_type::seed_examples(dir)?;
+                }
+            }
+            let store = Store::open(&config.database)?;
+            Ok((store, Catalog::load(&config.types_dirs)))
+        })
+        .await
+        .map_err(|error| Error::Internal(format!("opening the coordinator panicked: {error}")))??;
+        tracing::info!(
+            database = %config.database.display(),
+            task_types = catalog.len(),
+            broken_task_types = catalog.broken_count(),
+            "coordinator opened"
+        );
+        Ok(Coordinator {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                hub: Hub::new(),
+                catalog: RwLock::new(Arc::new(catalog)),
+                started: Instant::now(),
+                started_ts: wire::now(),
+            }),
+        })
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The hub every change is announced on.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// The task types loaded now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(
+            &self
+                .inner
+                .catalog
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Reads the type directories again; queued tasks keep the type they were submitted with.
+    pub async fn reload_types(&self) -> Result<Arc<Catalog>> {
+        let dirs = self.inner.config.types_dirs.clone();
+        let catalog = Arc::new(
+            tokio::task::spawn_blocking(move || Catalog::load(&dirs))
+                .await
+                .map_err(|error| {
+                    Error::Internal(format!("loading task types panicked: {error}"))
+                })?,
+        );
+        *self
+            .inner
+            .catalog
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&catalog);
+        Ok(catalog)
+    }
+
+    /// Makes a folder for the files of a submit being uploaded.
+    pub async fn stage_upload(&self) -> Result<StagedUpload> {
+        let path = self
+            .inner
+            .config
+            .results_dir
+            .join(INCOMING_DIR)
+            .join(TaskId::generate().to_string());
+        tokio::fs::create_dir_all(&path).await.map_err(|source| {
+            Error::io(format!("creating upload folder {}", path.display()), source)
+        })?;
+        Ok(StagedUpload { path })
+    }
+
+    /// Submits a task: checks it against its type, freezes the type into it, moves any
+    /// uploaded files into its directory and stores it `WAITING`.
+    ///
+    /// # Errors
+    /// `Invalid` for an unknown type, a missing required variable, a bad tag or timeout.
+    pub async fn submit(
+        &self,
+        request: wire::NewTask,
+        upload: Option<StagedUpload>,
+    ) -> Result<Task> {
+        let outcome = self.submit_inner(request, upload.as_ref()).await;
+        if outcome.is_err()
+            && let Some(upload) = &upload
+        {
+            remove_dir_logged(&upload.path).await;
+        }
+        outcome
+    }
+
+    async fn submit_inner(
+        &self,
+        request: wire::NewTask,
+        upload: Option<&StagedUpload>,
+    ) -> Result<Task> {
+        let catalog = self.catalog();
+        let loaded = catalog.require(&request.task_type)?;
+        let environment = loaded.resolve_environment(&request.environment)?;
+        let mut tags = loaded.spec.tags.clone();
+        for tag in request.tags {
+            let tag = tag.trim().to_string();
+            if tag.is_empty() || tag.contains(',') {
+                return Err(Error::Invalid(format!(
+                    "tag {tag:?} is not usable: tags are non-empty and contain no commas"
+                )));
+            }
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        let timeout = request.timeout.unwrap_or(loaded.spec.timeout);
+        if timeout == 0 {
+            return Err(Error::Invalid(
+                "timeout 0 is not allowed: give the task's time limit in seconds".into(),
+            ));
+        }
+        let id = TaskId::generate();
+        let result_dir = self.inner.config.results_dir.join(id.to_string());
+        match upload {
+            Some(upload) => tokio::fs::rename(&upload.path, &result_dir).await,
+            None => tokio::fs::create_dir(&result_dir).await,
+        }
+        .map_err(|source| {
+            Error::io(
+                format!("creating task directory {}", result_dir.display()),
+                source,
+            )
+        })?;
+        let row = NewTaskRow {
+            id,
+            task_type: loaded.spec.name.clone(),
+            tags,
+            environment,
+            timeout,
+            priority: request.priority,
+            result_dir: result_dir.display().to_string(),
+            type_digest: loaded.digest.clone(),
+            type_source: loaded.source.clone(),
+            type_spec: loaded.spec.clone(),
+            actor: "api".into(),
+        };
+        match self.inner.store.insert_task(row).await {
+            Ok(task) => {
+                tracing::debug!(task_id = %task.id, task_type = %task.task_type, "task submitted");
+                self.announce_task(&task, false);
+                Ok(task)
+            }
+            Err(error) => {
+                remove_dir_logged(&result_dir).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The tasks that pass `filter`.
+    pub async fn tasks(&self, filter: TaskFilter) -> Result<Vec<Task>> {
+        self.inner.store.list_tasks(filter).await
+    }
+
+    /// How many tasks pass `filter`.
+    pub async fn count_tasks(&self, filter: TaskFilter) -> Result<u64> {
+        self.inner.store.count_tasks(filter).await
+    }
+
+    /// One task.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn task(&self, id: TaskId) -> Result<Task> {
+        self.inner.store.task(id).await
+    }
+
+    /// A task's audit trail.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn task_events(&self, id: TaskId) -> Result<Vec<TaskEvent>> {
+        self.inner.store.task_events(id).await
+    }
+
+    /// The type a task was submitted with, and its TOML text.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn task_type_of(&self, id: TaskId) -> Result<(wire::TaskType, String)> {
+        self.inner.store.frozen_type(id).await
+    }
+
+    /// Cancels a task that has not finished: it ends `STOPPED` at once, and its worker (told
+    /// over its heartbeat) kills the process group.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id, `Conflict` when it already finished.
+    pub async fn cancel_task(&self, id: TaskId) -> Result<Task> {
+        let change = TaskChange::Cancel {
+            reason: "cancelled by user".into(),
+        };
+        let task = self
+            .inner
+            .store
+            .change_task(id, change, "api".into())
+            .await?;
+        self.announce_task(&task, true);
+        Ok(task)
+    }
+
+    /// Deletes a task and its directory; a live task is cancelled first.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn delete_task(&self, id: TaskId) -> Result<Task> {
+        let task = self.inner.store.delete_task(id, "api".into()).await?;
+        remove_dir_logged(Path::new(&task.result_dir)).await;
+        self.inner.hub.nudge(Topic::Tasks);
+        self.inner.hub.publish(HubEvent::TaskChanged {
+            id,
+            state: task.state,
+        });
+        Ok(task)
+    }
+
+    /// Claims a task for a worker, waiting up to `wait` for one to arrive. The wait ends the
+    /// moment a claimable task is committed (the hub wakes it), not on a timer.
+    ///
+    /// # Errors
+    /// `NotFound` for an unregistered worker.
+    pub async fn claim(&self, worker_id: WorkerId, wait: Duration) -> Result<Option<Claimed>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Subscribe before looking, so a task committed in between still wakes us.
+            let mut queue = self.inner.hub.subscribe(Topic::Queue);
+            if let Some(claimed) = self.inner.store.claim_task(worker_id).await? {
+                self.announce_task(&claimed.task, false);
+                return Ok(Some(claimed));
+            }
+            match tokio::time::timeout_at(deadline, queue.changed()).await {
+                Ok(true) => continue,
+                Ok(false) | Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Records that a claimed task's process started.
+    ///
+    /// # Errors
+    /// `NotFound`, or `Conflict` unless the task is `CLAIMED` (by `worker`, when given).
+    pub async fn run_task(
+        &self,
+        id: TaskId,
+        pid: u32,
+        timeout: Option<u64>,
+        worker: Option<WorkerId>,
+    ) -> Result<Task> {
+        let change = TaskChange::Run {
+            pid,
+            timeout,
+            worker,
+        };
+        let task = self
+            .inner
+            .store
+            .change_task(id, change, actor_name(worker))
+            .await?;
+        self.announce_task(&task, false);
+        Ok(task)
+    }
+
+    /// Records a running task's progress (0-100).
+    ///
+    /// # Errors
+    /// `Invalid` above 100, `NotFound`, or `Conflict` unless the task is `RUNNING`.
+    pub async fn report_progress(
+        &self,
+        id: TaskId,
+        progress: u8,
+        worker: Option<WorkerId>,
+    ) -> Result<Task> {
+        if progress > 100 {
+            return Err(Error::Invalid(format!(
+                "progress {progress} is out of range: give 0 to 100"
+            )));
+        }
+        let change = TaskChange::Progress { progress, worker };
+        let task = self
+            .inner
+            .store
+            .change_task(id, change, actor_name(worker))
+            .await?;
+        self.inner.hub.nudge(Topic::Tasks);
+        self.inner
+            .hub
+            .publish(HubEvent::TaskProgress(wire::TaskProgress { id, progress }));
+        Ok(task)
+    }
+
+    /// Records how a task ended. The first final state wins.
+    ///
+    /// # Errors
+    /// `NotFound`, `Invalid` for a non-final state, `Conflict` when it already ended or
+    /// belongs to another worker.
+    pub async fn finish_task(
+        &self,
+        id: TaskId,
+        report: FinishReport,
+        worker: Option<WorkerId>,
+    ) -> Result<Task> {
+        let change = TaskChange::Finish {
+            state: report.state,
+            exit_code: report.exit_code,
+            reason: report.reason,
+            worker,
+        };
+        let task = self
+            .inner
+            .store
+            .change_task(id, change, actor_name(worker))
+            .await?;
+        self.announce_task(&task, false);
+        Ok(task)
+    }
+
+    /// Registers a worker or merges fields into its record.
+    pub async fn register_worker(&self, id: WorkerId, update: WorkerUpdate) -> Result<Worker> {
+        let worker = self
+            .inner
+            .store
+            .upsert_worker(id, update, false, self.inner.config.lease_seconds)
+            .await?;
+        self.announce_worker(id);
+        // A worker that (re)starts may be able to take tasks nobody else could.
+        self.inner.hub.nudge(Topic::Queue);
+        Ok(worker)
+    }
+
+    /// Records a heartbeat and answers what the worker must do. With `wait`, the answer is
+    /// held until there is something to do (a stop, a cancelled task) or the wait ends.
+    ///
+    /// # Errors
+    /// `NotFound` for an unregistered worker.
+    pub async fn heartbeat(
+        &self,
+        id: WorkerId,
+        running: Vec<TaskId>,
+        wait: Duration,
+    ) -> Result<HeartbeatReply> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let mut tasks = self.inner.hub.subscribe(Topic::Tasks);
+            let mut workers = self.inner.hub.subscribe(Topic::Workers);
+            let reply = self.inner.store.heartbeat(id, running.clone()).await?;
+            if reply.stop || !reply.cancelled_tasks.is_empty() {
+                return Ok(reply);
+            }
+            let woke = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    alive = tasks.changed() => alive,
+                    alive = workers.changed() => alive,
+                }
+            })
+            .await;
+            if !matches!(woke, Ok(true)) {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// Asks a worker to stop after its current task, or at once with `force`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn stop_worker(&self, id: WorkerId, force: bool) -> Result<Worker> {
+        let worker = self
+            .inner
+            .store
+            .request_worker_stop(id, force, self.inner.config.lease_seconds)
+            .await?;
+        self.announce_worker(id);
+        Ok(worker)
+    }
+
+    /// Forgets a worker that is not running.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id, `Conflict` while it runs.
+    pub async fn delete_worker(&self, id: WorkerId) -> Result<Worker> {
+        let worker = self
+            .inner
+            .store
+            .delete_worker(id, self.inner.config.lease_seconds)
+            .await?;
+        self.announce_worker(id);
+        Ok(worker)
+    }
+
+    /// Every worker.
+    pub async fn workers(&self) -> Result<Vec<Worker>> {
+        self.inner
+            .store
+            .workers(self.inner.config.lease_seconds)
+            .await
+    }
+
+    /// One worker.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn worker(&self, id: WorkerId) -> Result<Worker> {
+        self.inner
+            .store
+            .worker(id, self.inner.config.lease_seconds)
+            .await
+    }
+
+    /// Runtime figures.
+    pub async fn status(&self) -> Result<Status> {
+        let tasks = self.inner.store.task_counts().await?;
+        let workers = self.workers().await?;
+        let workers_by_status = [
+            WorkerStatus::Running,
+            WorkerStatus::Stopping,
+            WorkerStatus::Stopped,
+            WorkerStatus::Lost,
+        ]
+        .into_iter()
+        .map(|status| {
+            let count = workers
+                .iter()
+                .filter(|worker| worker.status == status)
+                .count();
+            (status, u64::try_from(count).unwrap_or(u64::MAX))
+        })
+        .collect();
+        let catalog = self.catalog();
+        let hub = &self.inner.hub;
+        Ok(Status {
+            uptime_seconds: self.inner.started.elapsed().as_secs(),
+            started_ts: self.inner.started_ts,
+            tasks,
+            workers_by_status,
+            task_subscribers: hub.subscriber_count(Topic::Tasks),
+            worker_subscribers: hub.subscriber_count(Topic::Workers),
+            event_subscribers: hub.event_subscriber_count(),
+            task_types: catalog.len(),
+            broken_task_types: catalog.broken_count(),
+            queue_paused: self.inner.store.queue_is_paused().await?,
+        })
+    }
+
+    /// Finishes pending writes and closes the database cleanly.
+    pub async fn shutdown(&self) {
+        self.inner.store.close().await;
+        tracing::info!("coordinator closed");
+    }
+
+    fn announce_task(&self, task: &Task, by_user: bool) {
+        let hub = &self.inner.hub;
+        hub.nudge(Topic::Tasks);
+        if task.state == TaskState::Waiting {
+            hub.nudge(Topic::Queue);
+        }
+        hub.publish(HubEvent::TaskChanged {
+            id: task.id,
+            state: task.state,
+        });
+        if task.state.is_terminal() {
+            hub.publish(HubEvent::TaskFinished(wire::TaskFinished {
+                id: task.id,
+                task_type: task.task_type.clone(),
+                state: task.state,
+                exit_code: task.exit_code,
+                started_ts: task.started_ts,
+                finished_ts: task.finished_ts,
+                result_dir: task.result_dir.clone(),
+                reason: task.reason.clone(),
+                by_user,
+            }));
+        }
+    }
+
+    fn announce_worker(&self, id: WorkerId) {
+        self.inner.hub.nudge(Topic::Workers);
+        self.inner.hub.publish(HubEvent::WorkerChanged { id });
+    }
+}
+
+fn actor_name(worker: Option<WorkerId>) -> String {
+    match worker {
+        Some(worker) => format!("worker:{worker}"),
+        None => "api".into(),
+    }
+}
+
+impl StagedUpload {
+    /// The folder the uploaded files go into.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+async fn remove_dir_logged(path: &Path) {
+    match tokio::fs::remove_dir_all(path).await {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            tracing::warn!(path = %path.display(), error = %error, "could not remove a task directory")
+        }
+    }
+}

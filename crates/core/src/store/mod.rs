@@ -1,0 +1,325 @@
+//! The SQLite store: the only module that sees SQL, a `Connection` or a `Row`.
+//! Writes run on one writer thread that batches whatever is queued into one transaction (each
+//! job in its own savepoint); reads run in `spawn_blocking` on a small pool of read-only
+//! connections (WAL lets them read while the writer writes). No async code touches SQLite.
+
+mod schema;
+mod tasks;
+mod workers;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+pub use tasks::{Claimed, NewTaskRow, TaskChange, TaskCounts};
+
+/// How many queued writes one transaction takes at most; bounds the latency of the first.
+const MAX_BATCH: usize = 256;
+/// Read-only connections kept open for reuse.
+const READ_POOL_SIZE: usize = 4;
+
+/// A handle on the database. Cloning shares the same writer thread and read pool.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    // std Mutex: held only to push or pop a job sender or a connection, never across `.await`.
+    writer: Mutex<Option<mpsc::Sender<WriterMessage>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// What a write job hands back to the writer: what to do once the whole transaction has
+/// committed (or failed to).
+type Completion = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// A unit of work for the writer thread.
+trait WriteJob: Send {
+    /// Runs inside the batch's transaction; `false` rolls back this job's savepoint only.
+    fn run(self: Box<Self>, connection: &Connection) -> (bool, Completion);
+    /// Answers without running, when no transaction could be started.
+    fn fail(self: Box<Self>, error: Error);
+}
+
+struct Job<F, T> {
+    work: F,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<F, T> WriteJob for Job<F, T>
+where
+    F: FnOnce(&Connection) -> Result<T> + Send,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, connection: &Connection) -> (bool, Completion) {
+        let outcome = (self.work)(connection);
+        let keep = outcome.is_ok();
+        let reply = self.reply;
+        let completion: Completion = Box::new(move |committed: Result<()>| {
+            let _ = reply.send(committed.and(outcome));
+        });
+        (keep, completion)
+    }
+
+    fn fail(self: Box<Self>, error: Error) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+enum WriterMessage {
+    Job(Box<dyn WriteJob>),
+    Close(oneshot::Sender<()>),
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrates it to the current schema
+    /// and starts the writer thread.
+    ///
+    /// # Errors
+    /// `Invalid` for a file that is not a SQLite database or comes from a newer version,
+    /// `Unavailable` when it cannot be opened or written.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| Error::io(format!("creating {}", parent.display()), source))?;
+        }
+        let mut connection = Connection::open(path).map_err(|error| storage_error(path, &error))?;
+        configure(&connection).map_err(|error| storage_error(path, &error))?;
+        schema::migrate(&mut connection, path)?;
+        let (sender, receiver) = mpsc::channel();
+        let writer_thread = std::thread::Builder::new()
+            .name("blanket-db-writer".into())
+            .spawn(move || run_writer(connection, receiver))
+            .map_err(|source| Error::io("starting the database writer thread", source))?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                path: path.to_path_buf(),
+                writer: Mutex::new(Some(sender)),
+                writer_thread: Mutex::new(Some(writer_thread)),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Finishes queued writes, checkpoints the WAL and stops the writer. Later writes fail
+    /// with `Unavailable`. Safe to call more than once.
+    pub async fn close(&self) {
+        let sender = lock(&self.shared.writer).take();
+        if let Some(sender) = sender {
+            let (done, finished) = oneshot::channel();
+            if sender.send(WriterMessage::Close(done)).is_ok() {
+                let _ = finished.await;
+            }
+        }
+        let thread = lock(&self.shared.writer_thread).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        lock(&self.shared.readers).clear();
+    }
+
+    /// Runs `job` on the writer thread inside a transaction; resolves after the commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let write_job: Box<dyn WriteJob> = Box::new(Job { work: job, reply });
+        let sent = match lock(&self.shared.writer).as_ref() {
+            Some(sender) => sender.send(WriterMessage::Job(write_job)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(Error::Unavailable(
+                "the database is closed: the coordinator is shutting down".into(),
+            ));
+        }
+        answer
+            .await
+            .map_err(|_| Error::Internal("the database writer stopped before answering".into()))?
+    }
+
+    /// Runs `job` on a pooled read-only connection off the async executor.
+    async fn read<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let pooled = lock(&shared.readers).pop();
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => open_reader(&shared.path)?,
+            };
+            let outcome = job(&connection);
+            let mut readers = lock(&shared.readers);
+            if readers.len() < READ_POOL_SIZE {
+                readers.push(connection);
+            }
+            outcome
+        })
+        .await
+        .map_err(|error| Error::Internal(format!("a database read panicked: {error}")))?
+    }
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    // WAL lets readers run beside the writer; NORMAL keeps every commit safe from a crashed
+    // process (only a power cut can lose the last commits) without an fsync per commit.
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| storage_error(path, &error))?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|error| storage_error(path, &error))?;
+    Ok(connection)
+}
+
+fn run_writer(connection: Connection, receiver: mpsc::Receiver<WriterMessage>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut close_request = None;
+    while let Ok(first) = receiver.recv() {
+        match first {
+            WriterMessage::Job(job) => batch.push(job),
+            WriterMessage::Close(done) => close_request = Some(done),
+        }
+        while close_request.is_none() && batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(WriterMessage::Job(job)) => batch.push(job),
+                Ok(WriterMessage::Close(done)) => close_request = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&connection, &mut batch);
+        }
+        if let Some(done) = close_request.take() {
+            close(connection);
+            let _ = done.send(());
+            return;
+        }
+    }
+    close(connection);
+}
+
+fn commit_batch(connection: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        tracing::error!(error = %error, "database transaction could not start");
+        for job in batch.drain(..) {
+            job.fail(write_failure(&error));
+        }
+        return;
+    }
+    let mut completions = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        let savepoint_started = connection.execute_batch("SAVEPOINT job").is_ok();
+        let (keep, completion) = job.run(connection);
+        if savepoint_started {
+            let end = if keep {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(error) = connection.execute_batch(end) {
+                tracing::error!(error = %error, "database savepoint could not end");
+            }
+        }
+        completions.push(completion);
+    }
+    let committed = connection.execute_batch("COMMIT").map_err(|error| {
+        let _ = connection.execute_batch("ROLLBACK");
+        write_failure(&error)
+    });
+    if let Err(error) = &committed {
+        tracing::error!(error = %error, "database commit failed");
+    }
+    for completion in completions {
+        completion(match &committed {
+            Ok(()) => Ok(()),
+            Err(error) => Err(Error::Unavailable(error.to_string())),
+        });
+    }
+}
+
+fn close(connection: Connection) {
+    let _ = connection.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);");
+    if let Err((_, error)) = connection.close() {
+        tracing::warn!(error = %error, "database did not close cleanly");
+    }
+}
+
+fn write_failure(error: &rusqlite::Error) -> Error {
+    Error::Unavailable(format!(
+        "the database cannot take writes ({error}): check that the data directory is writable and the disk has room"
+    ))
+}
+
+/// Maps a SQLite failure to what the caller can do about it.
+fn storage_error(path: &Path, error: &rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => Error::Invalid(format!(
+            "{} is not a SQLite database: point the `database` setting at a new file",
+            path.display()
+        )),
+        Some(
+            ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::PermissionDenied,
+        ) => Error::Unavailable(format!(
+            "the database {} cannot be used ({error}): check that the data directory is writable and the disk has room",
+            path.display()
+        )),
+        _ => Error::Internal(format!("database error on {}: {error}", path.display())),
+    }
+}
+
+/// Converts a SQLite error met inside a job.
+fn sql_error(error: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(
+            ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked,
+        ) => write_failure(&error),
+        _ => Error::Internal(format!("database error: {error}")),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave the guarded values half-updated (they
+    // are pushed or popped whole), so a poisoned lock is safe to keep using.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,311 @@
+//! Worker rows: registration that merges fields, heartbeats, stop requests, deletes, and the
+//! queue-wide settings (pause). A worker's status is derived when read, from its flags and
+//! how long ago it was heard, so no timer has to flip it.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::tasks::{parse_json, to_json};
+use super::{Store, sql_error};
+use crate::error::{Error, Result};
+use crate::id::{TaskId, WorkerId};
+use crate::wire::{self, HeartbeatReply, Worker, WorkerStatus, WorkerUpdate};
+
+const WORKER_COLUMNS: &str = "id, tags, pid, stopped, check_interval, started_ts, logfile, daemon, \
+    last_heard_ts, lost, stop_requested, launched, \
+    (SELECT t.id FROM tasks t WHERE t.worker_id = workers.id AND t.state IN ('CLAIMED', 'RUNNING') ORDER BY t.seq LIMIT 1)";
+
+const QUEUE_PAUSED: &str = "queue_paused";
+
+impl Store {
+    /// Registers a worker or merges `update` into its record; absent fields stay as they were.
+    /// An explicit `stopped: false` (a worker starting) clears any stop request.
+    pub async fn upsert_worker(
+        &self,
+        id: WorkerId,
+        update: WorkerUpdate,
+        launched: bool,
+        lease_seconds: u64,
+    ) -> Result<Worker> {
+        self.write(move |connection| {
+            let now = wire::now();
+            let tags = update.tags.as_ref().map(to_json).transpose()?;
+            let starting = update.stopped == Some(false);
+            connection
+                .execute(
+                    "INSERT INTO workers (id, started_ts, last_heard_ts, launched) VALUES (?1, ?2, ?2, ?3) \
+                     ON CONFLICT(id) DO UPDATE SET last_heard_ts = ?2, lost = 0, launched = launched OR ?3",
+                    params![id.to_string(), now, launched],
+                )
+                .map_err(sql_error)?;
+            connection
+                .execute(
+                    "UPDATE workers SET tags = COALESCE(?2, tags), pid = COALESCE(?3, pid), \
+                     stopped = COALESCE(?4, stopped), check_interval = COALESCE(?5, check_interval), \
+                     started_ts = COALESCE(?6, started_ts), logfile = COALESCE(?7, logfile), \
+                     daemon = COALESCE(?8, daemon), \
+                     stop_requested = CASE WHEN ?9 THEN 0 ELSE stop_requested END, \
+                     force_stop = CASE WHEN ?9 THEN 0 ELSE force_stop END WHERE id = ?1",
+                    params![
+                        id.to_string(),
+                        tags,
+                        update.pid,
+                        update.stopped,
+                        update.check_interval,
+                        update.started_ts,
+                        update.logfile,
+                        update.daemon,
+                        starting
+                    ],
+                )
+                .map_err(sql_error)?;
+            load_worker(connection, id, now, lease_seconds)
+        })
+        .await
+    }
+
+    /// One worker.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn worker(&self, id: WorkerId, lease_seconds: u64) -> Result<Worker> {
+        self.read(move |connection| load_worker(connection, id, wire::now(), lease_seconds))
+            .await
+    }
+
+    /// Every worker, oldest registration first.
+    pub async fn workers(&self, lease_seconds: u64) -> Result<Vec<Worker>> {
+        self.read(move |connection| {
+            let now = wire::now();
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {WORKER_COLUMNS} FROM workers ORDER BY started_ts, id"
+                ))
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([], |row| read_worker_row(row, now, lease_seconds))
+                .map_err(sql_error)?;
+            rows.map(|row| row.map_err(sql_error)?).collect()
+        })
+        .await
+    }
+
+    /// Records that a worker is alive and tells it what to do: stop, and which of the tasks
+    /// it says it runs are no longer its own (cancelled, deleted or given away).
+    ///
+    /// # Errors
+    /// `NotFound` for an unregistered worker.
+    pub async fn heartbeat(&self, id: WorkerId, running: Vec<TaskId>) -> Result<HeartbeatReply> {
+        self.write(move |connection| {
+            let flags = connection
+                .query_row(
+                    "UPDATE workers SET last_heard_ts = ?2, lost = 0 WHERE id = ?1 RETURNING stop_requested, force_stop",
+                    params![id.to_string(), wire::now()],
+                    |row| Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?)),
+                )
+                .optional()
+                .map_err(sql_error)?;
+            let Some((stop, force)) = flags else {
+                return Err(unknown_worker(id));
+            };
+            let mut cancelled_tasks = Vec::new();
+            for task_id in running {
+                let owner = connection
+                    .query_row(
+                        "SELECT worker_id, state IN ('CLAIMED', 'RUNNING') FROM tasks WHERE id = ?1",
+                        [task_id.to_string()],
+                        |row| Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?)),
+                    )
+                    .optional()
+                    .map_err(sql_error)?;
+                let still_ours = matches!(owner, Some((owner, true)) if owner == id.to_string());
+                if !still_ours {
+                    cancelled_tasks.push(task_id);
+                }
+            }
+            Ok(HeartbeatReply {
+                stop,
+                force,
+                cancelled_tasks,
+            })
+        })
+        .await
+    }
+
+    /// Asks a worker to stop after its current task, or at once with `force`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn request_worker_stop(
+        &self,
+        id: WorkerId,
+        force: bool,
+        lease_seconds: u64,
+    ) -> Result<Worker> {
+        self.write(move |connection| {
+            let changed = connection
+                .execute(
+                    "UPDATE workers SET stop_requested = 1, force_stop = force_stop OR ?2 WHERE id = ?1",
+                    params![id.to_string(), force],
+                )
+                .map_err(sql_error)?;
+            if changed == 0 {
+                return Err(unknown_worker(id));
+            }
+            load_worker(connection, id, wire::now(), lease_seconds)
+        })
+        .await
+    }
+
+    /// Marks workers not heard from within the lease as lost; returns the newly lost ones.
+    pub async fn mark_lost_workers(&self, lease_seconds: u64) -> Result<Vec<WorkerId>> {
+        self.write(move |connection| {
+            let cutoff = wire::now() - i64::try_from(lease_seconds).unwrap_or(i64::MAX);
+            let mut statement = connection
+                .prepare_cached(
+                    "UPDATE workers SET lost = 1 WHERE stopped = 0 AND lost = 0 AND last_heard_ts < ?1 RETURNING id",
+                )
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([cutoff], |row| row.get::<_, String>(0))
+                .map_err(sql_error)?;
+            rows.map(|row| row.map_err(sql_error)?.parse()).collect()
+        })
+        .await
+    }
+
+    /// Forgets a worker that is not running.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id, `Conflict` while it runs (stop it first).
+    pub async fn delete_worker(&self, id: WorkerId, lease_seconds: u64) -> Result<Worker> {
+        self.write(move |connection| {
+            let worker = load_worker(connection, id, wire::now(), lease_seconds)?;
+            if matches!(
+                worker.status,
+                WorkerStatus::Running | WorkerStatus::Stopping
+            ) {
+                return Err(Error::Conflict(format!(
+                    "worker {id} is still {}: stop it first with PUT /worker/{id}/stop",
+                    status_name(worker.status)
+                )));
+            }
+            connection
+                .execute("DELETE FROM workers WHERE id = ?1", [id.to_string()])
+                .map_err(sql_error)?;
+            Ok(worker)
+        })
+        .await
+    }
+
+    /// Pauses or resumes the queue: while paused, no task is claimed. Persisted.
+    pub async fn set_queue_paused(&self, paused: bool) -> Result<()> {
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                    params![QUEUE_PAUSED, if paused { "true" } else { "false" }],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether the queue is paused.
+    pub async fn queue_is_paused(&self) -> Result<bool> {
+        self.read(queue_paused).await
+    }
+}
+
+pub(super) fn queue_paused(connection: &Connection) -> Result<bool> {
+    let value = connection
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [QUEUE_PAUSED],
+            |row| row.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(sql_error)?;
+    Ok(value.as_deref() == Some("true"))
+}
+
+fn load_worker(
+    connection: &Connection,
+    id: WorkerId,
+    now: i64,
+    lease_seconds: u64,
+) -> Result<Worker> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {WORKER_COLUMNS} FROM workers WHERE id = ?1"
+        ))
+        .map_err(sql_error)?;
+    statement
+        .query_row([id.to_string()], |row| {
+            read_worker_row(row, now, lease_seconds)
+        })
+        .optional()
+        .map_err(sql_error)?
+        .ok_or_else(|| unknown_worker(id))?
+}
+
+fn read_worker_row(
+    row: &Row<'_>,
+    now: i64,
+    lease_seconds: u64,
+) -> rusqlite::Result<Result<Worker>> {
+    let id: String = row.get(0)?;
+    let tags: String = row.get(1)?;
+    let pid: i64 = row.get(2)?;
+    let stopped: bool = row.get(3)?;
+    let last_heard_ts: i64 = row.get(8)?;
+    let lost: bool = row.get(9)?;
+    let stop_requested: bool = row.get(10)?;
+    let current_task: Option<String> = row.get(12)?;
+    let silent_too_long = now - last_heard_ts > i64::try_from(lease_seconds).unwrap_or(i64::MAX);
+    let status = if stopped {
+        WorkerStatus::Stopped
+    } else if lost || silent_too_long {
+        WorkerStatus::Lost
+    } else if stop_requested {
+        WorkerStatus::Stopping
+    } else {
+        WorkerStatus::Running
+    };
+    let check_interval: f64 = row.get(4)?;
+    let started_ts: i64 = row.get(5)?;
+    let logfile: String = row.get(6)?;
+    let daemon: bool = row.get(7)?;
+    let launched: bool = row.get(11)?;
+    Ok((|| {
+        Ok(Worker {
+            id: id.parse()?,
+            tags: parse_json(&tags, "worker tags")?,
+            pid: u32::try_from(pid).unwrap_or(0),
+            stopped,
+            check_interval,
+            started_ts,
+            logfile,
+            daemon,
+            last_heard_ts,
+            status,
+            current_task: current_task.map(|task| task.parse()).transpose()?,
+            launched,
+        })
+    })())
+}
+
+fn status_name(status: WorkerStatus) -> &'static str {
+    match status {
+        WorkerStatus::Running => "running",
+        WorkerStatus::Stopping => "stopping",
+        WorkerStatus::Stopped => "stopped",
+        WorkerStatus::Lost => "lost",
+    }
+}
+
+fn unknown_worker(id: WorkerId) -> Error {
+    Error::NotFound(format!(
+        "worker {id} not found: GET /worker/ lists the known workers"
+    ))
+}
