@@ -1,0 +1,165 @@
+//! Blanket's HTTP face: the REST API of the old server, SSE streams, the HTML pages and the
+//! guards every request passes. It knows the `Coordinator`, never SQLite or Tauri, so the
+//! headless binary and the desktop shell serve exactly the same thing.
+
+mod api;
+mod error;
+mod guard;
+mod metrics;
+mod pages;
+mod results;
+mod sse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use blanket_core::Coordinator;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+pub use error::ApiError;
+pub use metrics::HttpMetrics;
+
+/// Settings of the HTTP layer that are not the coordinator's business.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Every request needs `Authorization: Bearer <token>` when set.
+    pub token: Option<String>,
+    /// Host names accepted besides the loopback ones (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// How often an idle SSE stream sends a comment line.
+    pub keepalive: Duration,
+    /// The largest multipart submit, in bytes.
+    pub max_upload_bytes: u64,
+    /// The largest JSON body, in bytes.
+    pub max_json_bytes: usize,
+    /// How many SSE streams may be open at once.
+    pub max_streams: usize,
+}
+
+impl ServerOptions {
+    /// The options the coordinator's configuration asks for.
+    pub fn from_config(config: &blanket_core::config::Config) -> ServerOptions {
+        ServerOptions {
+            token: config.token.clone(),
+            allowed_hosts: config.allowed_hosts.clone(),
+            keepalive: Duration::from_secs(config.keepalive_seconds),
+            max_upload_bytes: config.max_upload_bytes,
+            max_json_bytes: config.max_json_bytes,
+            max_streams: 4096,
+        }
+    }
+}
+
+/// What every handler can reach. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    pub coordinator: Coordinator,
+    pub options: Arc<ServerOptions>,
+    pub metrics: Arc<HttpMetrics>,
+    /// Cancelled when the server shuts down, so long-lived streams end and let it.
+    pub shutdown: CancellationToken,
+    streams: Arc<sse::StreamSlots>,
+}
+
+impl AppState {
+    /// State for serving `coordinator` with `options`.
+    pub fn new(coordinator: Coordinator, options: ServerOptions) -> AppState {
+        AppState {
+            coordinator,
+            options: Arc::new(options),
+            metrics: Arc::new(HttpMetrics::default()),
+            shutdown: CancellationToken::new(),
+            streams: Arc::new(sse::StreamSlots::default()),
+        }
+    }
+
+    /// How many live streams (SSE) are open now.
+    pub fn open_streams(&self) -> usize {
+        self.streams.open()
+    }
+}
+
+/// The whole application: every route behind the guards, with trailing slashes optional
+/// (`/task/` and `/task` are the same route, as old clients use both).
+pub fn app(state: AppState) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router(state))
+}
+
+/// Every route, behind the guards.
+pub fn router(state: AppState) -> Router {
+    let upload_limit = usize::try_from(state.options.max_upload_bytes).unwrap_or(usize::MAX);
+    let routes = Router::new()
+        .route("/", get(pages::root_redirect))
+        .route("/version", get(api::meta::version_get))
+        .route("/config", get(api::meta::config_get))
+        .route("/ops/status", get(api::meta::status_get))
+        .route("/metrics", get(metrics::metrics_get))
+        .route("/openapi.json", get(api::meta::openapi_get))
+        .route(
+            "/task",
+            get(api::tasks::tasks_list)
+                .post(api::tasks::tasks_create)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/task/claim/{worker_id}", post(api::tasks::tasks_claim))
+        .route(
+            "/task/{id}",
+            get(api::tasks::tasks_get).delete(api::tasks::tasks_delete),
+        )
+        .route("/task/{id}/cancel", put(api::tasks::tasks_cancel))
+        .route("/task/{id}/events", get(api::tasks::tasks_events))
+        .route("/task/{id}/run", put(api::tasks::tasks_run))
+        .route("/task/{id}/progress", put(api::tasks::tasks_progress))
+        .route("/task/{id}/finish", put(api::tasks::tasks_finish))
+        .route("/task_type", get(api::types::types_list))
+        .route("/task_type/{name}", get(api::types::types_get))
+        .route("/worker", get(api::workers::workers_list))
+        .route(
+            "/worker/{id}",
+            get(api::workers::workers_get)
+                .put(api::workers::workers_register)
+                .delete(api::workers::workers_delete),
+        )
+        .route(
+            "/worker/{id}/heartbeat",
+            put(api::workers::workers_heartbeat),
+        )
+        .route("/worker/{id}/stop", put(api::workers::workers_stop))
+        .route("/results/{id}", get(results::results_get_root))
+        .route("/results/{id}/{*path}", get(results::results_get))
+        .route("/ui", get(pages::home))
+        .route("/ui/sse/tasks", get(sse::tasks_changes))
+        .route("/ui/sse/workers", get(sse::workers_changes))
+        .fallback(api::meta::no_route)
+        .method_not_allowed_fallback(api::meta::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.options.max_json_bytes));
+    guard::wrap(routes, state.clone()).with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets open requests finish.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let streams_end = state.shutdown.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams_end.cancel();
+    };
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(app(state));
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
