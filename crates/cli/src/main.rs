@@ -2,7 +2,9 @@
 //! the client commands. Parses arguments, installs logging, hands off to one module per
 //! command, and prints errors itself as one clear line.
 
+mod logging;
 mod serve;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -28,12 +30,15 @@ struct Cli {
 enum Command {
     /// Start the coordinator: REST API, live streams and web UI.
     Serve(serve::ServeArgs),
+    /// Run a worker that claims and runs tasks for a coordinator.
+    Worker(worker::WorkerArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Worker(args)) => worker::run(args),
         None => serve::run(cli.serve),
     };
     match outcome {

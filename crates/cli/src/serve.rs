@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use blanket_core::Coordinator;
 use blanket_core::config::{Config, Settings};
+use blanket_core::local_workers::WorkerLauncher;
 use blanket_server::{AppState, ServerOptions};
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 /// Flags of `blanket serve`; each overrides its `BLANKET_*` variable and the config file.
 #[derive(Args, Debug, Default)]
@@ -60,13 +62,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .context("reading the configuration")?;
     config.validate().context("checking the configuration")?;
-    init_logging(&config.log_level);
-    if config.local_workers > 0 && args.workers.is_some() {
-        bail!(
-            "--workers {} is not available yet: local workers arrive with the worker runtime, so use --workers 0 and start workers by hand",
-            config.local_workers
-        );
-    }
+    crate::logging::init(&config.log_level, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,12 +85,55 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .local_addr()
         .context("reading the listening address")?;
     let options = ServerOptions::from_config(&config);
+    let token = config.token.clone();
     let coordinator = Coordinator::open(config)
         .await
         .context("opening the coordinator's data")?;
+    let own_url = if local.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", local.port())
+    } else {
+        format!("http://{local}")
+    };
+    coordinator.attach_launcher(WorkerLauncher {
+        program: std::env::current_exe()
+            .context("finding the blanket executable to launch workers")?,
+        leading_args: vec!["worker".into()],
+        server_url: own_url,
+        token,
+    });
     let state = AppState::new(coordinator.clone(), options);
+    let stop_serving = CancellationToken::new();
+    let server = tokio::spawn(blanket_server::serve(
+        listener,
+        state,
+        stop_serving.clone().cancelled_owned(),
+    ));
     tracing::info!(url = %format!("http://{local}/ui/"), "blanket is serving");
-    let served = blanket_server::serve(listener, state, shutdown_signal()).await;
+    let reaper = {
+        let coordinator = coordinator.clone();
+        let stop = stop_serving.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = coordinator.reap_lost_workers() => {}
+                () = stop.cancelled() => {}
+            }
+        })
+    };
+    let pool = {
+        let coordinator = coordinator.clone();
+        tokio::spawn(async move {
+            if let Err(error) = coordinator.start_local_pool().await {
+                tracing::error!(error = %error, "the local worker pool did not start: launch workers from the UI or with `blanket worker`");
+            }
+        })
+    };
+    shutdown_signal().await;
+    pool.abort();
+    // Workers report their tasks' end over HTTP, so they stop before the server does.
+    coordinator.stop_local_workers().await;
+    stop_serving.cancel();
+    let served = server.await.context("the HTTP server task failed")?;
+    let _ = reaper.await;
     coordinator.shutdown().await;
     served.context("serving HTTP")
 }
@@ -123,15 +162,4 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .init();
 }

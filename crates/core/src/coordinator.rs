@@ -3,7 +3,7 @@
 //! It knows nothing of HTTP: the server, the CLI and the desktop shell are its callers.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::filter::TaskFilter;
 use crate::hub::{Hub, HubEvent, Topic};
 use crate::id::{TaskId, WorkerId};
+use crate::local_workers::{self, Children, LaunchSpec, WorkerLauncher};
 use crate::state::TaskState;
 use crate::store::{Claimed, NewTaskRow, Store, TaskChange, TaskCounts};
 use crate::task_type::{self, Catalog};
@@ -18,6 +19,10 @@ use crate::wire::{self, HeartbeatReply, Task, TaskEvent, Worker, WorkerStatus, W
 
 /// The folder under the results root where multipart uploads land before their task exists.
 const INCOMING_DIR: &str = ".incoming";
+/// How long a launched worker may take to register before its launch counts as failed.
+const LAUNCH_DEADLINE: Duration = Duration::from_secs(15);
+/// How long local workers get to stop their tasks at shutdown before they are killed.
+const LOCAL_STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The coordinator. Cloning is cheap and shares the same state.
 #[derive(Clone)]
@@ -33,6 +38,8 @@ struct Inner {
     catalog: RwLock<Arc<Catalog>>,
     started: Instant,
     started_ts: i64,
+    launcher: OnceLock<WorkerLauncher>,
+    children: Children,
 }
 
 /// A folder receiving the files of a submit that is still being uploaded.
@@ -109,6 +116,8 @@ impl Coordinator {
                 catalog: RwLock::new(Arc::new(catalog)),
                 started: Instant::now(),
                 started_ts: wire::now(),
+                launcher: OnceLock::new(),
+                children: Children::default(),
             }),
         })
     }
@@ -418,11 +427,15 @@ impl Coordinator {
 
     /// Registers a worker or merges fields into its record.
     pub async fn register_worker(&self, id: WorkerId, update: WorkerUpdate) -> Result<Worker> {
-        let worker = self
+        let launched = self.inner.children.contains(id);
+        let (worker, released) = self
             .inner
             .store
-            .upsert_worker(id, update, false, self.inner.config.lease_seconds)
+            .upsert_worker(id, update, launched, self.inner.config.lease_seconds)
             .await?;
+        for task in &released {
+            self.announce_task(task, false);
+        }
         self.announce_worker(id);
         // A worker that (re)starts may be able to take tasks nobody else could.
         self.inner.hub.nudge(Topic::Queue);
@@ -430,7 +443,8 @@ impl Coordinator {
     }
 
     /// Records a heartbeat and answers what the worker must do. With `wait`, the answer is
-    /// held until there is something to do (a stop, a cancelled task) or the wait ends.
+    /// held until there is something to do (a stop, a cancelled task) or the wait ends; it
+    /// wakes only for events about this worker or its tasks, not for every change.
     ///
     /// # Errors
     /// `NotFound` for an unregistered worker.
@@ -441,18 +455,29 @@ impl Coordinator {
         wait: Duration,
     ) -> Result<HeartbeatReply> {
         let deadline = tokio::time::Instant::now() + wait;
+        let mut events = self.inner.hub.events();
         loop {
-            let mut tasks = self.inner.hub.subscribe(Topic::Tasks);
-            let mut workers = self.inner.hub.subscribe(Topic::Workers);
-            let reply = self.inner.store.heartbeat(id, running.clone()).await?;
+            let (reply, requeued) = self.inner.store.heartbeat(id, running.clone()).await?;
+            for task in &requeued {
+                self.announce_task(task, false);
+            }
             if reply.stop || !reply.cancelled_tasks.is_empty() {
                 return Ok(reply);
             }
+            let concerns_us = |event: &HubEvent| match event {
+                HubEvent::TaskChanged { id: task, .. } => running.contains(task),
+                HubEvent::TaskFinished(finished) => running.contains(&finished.id),
+                HubEvent::WorkerChanged { id: worker } => *worker == id,
+                HubEvent::TaskProgress(_) => false,
+                HubEvent::Resync => true,
+            };
             let woke = tokio::time::timeout_at(deadline, async {
-                tokio::select! {
-                    alive = tasks.changed() => alive,
-                    alive = workers.changed() => alive,
+                while let Some(event) = events.next().await {
+                    if concerns_us(&event) {
+                        return true;
+                    }
                 }
+                false
             })
             .await;
             if !matches!(woke, Ok(true)) {
@@ -506,6 +531,297 @@ impl Coordinator {
             .store
             .worker(id, self.inner.config.lease_seconds)
             .await
+    }
+
+    /// Lets this coordinator launch local workers with `launcher`. Only the first call counts.
+    pub fn attach_launcher(&self, launcher: WorkerLauncher) {
+        if self.inner.launcher.set(launcher).is_err() {
+            tracing::warn!("a worker launcher was already attached");
+        }
+    }
+
+    /// Launches a local worker process and answers once it has registered.
+    ///
+    /// # Errors
+    /// `Invalid` for a check interval under 0.5 s, `Unavailable` when this coordinator
+    /// cannot launch workers or the worker does not register in time.
+    pub async fn launch_worker(&self, tags: Vec<String>, check_interval: f64) -> Result<Worker> {
+        self.launch(WorkerId::generate(), tags, check_interval)
+            .await
+    }
+
+    /// Starts a stopped or lost worker again, with its id, tags and check interval.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id, `Conflict` while it runs.
+    pub async fn restart_worker(&self, id: WorkerId) -> Result<Worker> {
+        let worker = self.worker(id).await?;
+        if matches!(
+            worker.status,
+            WorkerStatus::Running | WorkerStatus::Stopping
+        ) {
+            return Err(Error::Conflict(format!(
+                "worker {id} is still running: stop it first with PUT /worker/{id}/stop"
+            )));
+        }
+        self.launch(id, worker.tags, worker.check_interval).await
+    }
+
+    async fn launch(&self, id: WorkerId, tags: Vec<String>, check_interval: f64) -> Result<Worker> {
+        if !(check_interval.is_finite() && check_interval >= 0.5) {
+            return Err(Error::Invalid(format!(
+                "checkInterval {check_interval} is too small: give at least 0.5 seconds"
+            )));
+        }
+        let launcher = self.inner.launcher.get().ok_or_else(|| {
+            Error::Unavailable(
+                "this coordinator cannot launch workers: start one with `blanket worker`".into(),
+            )
+        })?;
+        let spec = LaunchSpec {
+            id,
+            tags,
+            check_interval,
+            logfile: local_workers::logfile_for(&self.inner.config.worker_logfile_template, id),
+        };
+        let mut workers = self.inner.hub.subscribe(Topic::Workers);
+        let launched_at = wire::now();
+        let mut child = launcher.spawn(&spec)?;
+        self.inner.children.insert(id, child.id().unwrap_or(0));
+        let registered = tokio::time::timeout(LAUNCH_DEADLINE, async {
+            loop {
+                if let Ok(worker) = self.worker(id).await
+                    && worker.status == WorkerStatus::Running
+                    && worker.last_heard_ts >= launched_at
+                {
+                    return Ok(worker);
+                }
+                tokio::select! {
+                    alive = workers.changed() => if !alive {
+                        return Err(Error::Unavailable("the coordinator is shutting down".into()));
+                    },
+                    status = child.wait() => {
+                        let status = status.map_or_else(|error| error.to_string(), |status| status.to_string());
+                        return Err(Error::Unavailable(format!(
+                            "the worker exited before registering ({status}): see its log at {}",
+                            spec.logfile.display()
+                        )));
+                    }
+                }
+            }
+        })
+        .await;
+        match registered {
+            Ok(Ok(worker)) => {
+                self.supervise_child(id, child);
+                tracing::info!(worker_id = %id, tags = ?worker.tags, "local worker launched");
+                Ok(worker)
+            }
+            Ok(Err(error)) => {
+                self.inner.children.remove(id);
+                Err(error)
+            }
+            Err(_) => {
+                let _ = child.start_kill();
+                self.inner.children.remove(id);
+                Err(Error::Unavailable(format!(
+                    "the worker did not register within {} s: see its log at {}",
+                    LAUNCH_DEADLINE.as_secs(),
+                    spec.logfile.display()
+                )))
+            }
+        }
+    }
+
+    /// Reaps a launched worker when it exits; one that exits without saying it stopped
+    /// (it crashed or was killed) has its tasks released at once rather than after its lease.
+    fn supervise_child(&self, id: WorkerId, mut child: tokio::process::Child) {
+        let coordinator = self.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            coordinator.inner.children.remove(id);
+            // Whoever waits for local workers to exit (shutdown) learns it here.
+            coordinator.inner.hub.nudge(Topic::Workers);
+            let stopped_cleanly = coordinator
+                .worker(id)
+                .await
+                .is_ok_and(|worker| worker.stopped);
+            if !stopped_cleanly {
+                tracing::warn!(worker_id = %id, status = ?status, "local worker exited unexpectedly");
+                let update = WorkerUpdate {
+                    stopped: Some(true),
+                    ..WorkerUpdate::default()
+                };
+                if let Err(error) = coordinator.register_worker(id, update).await {
+                    tracing::warn!(worker_id = %id, error = %error, "could not record a worker's exit");
+                }
+            }
+        });
+    }
+
+    /// Tops the local pool up to the configured size (`local_workers`, `worker_tags`),
+    /// counting launched workers that are still running, e.g. from before a restart.
+    ///
+    /// # Errors
+    /// When a worker cannot be launched.
+    pub async fn start_local_pool(&self) -> Result<()> {
+        let wanted = self.inner.config.local_workers;
+        let running = self
+            .workers()
+            .await?
+            .into_iter()
+            .filter(|worker| worker.launched && worker.status == WorkerStatus::Running)
+            .count();
+        for _ in running..wanted {
+            self.launch_worker(self.inner.config.worker_tags.clone(), 1.0)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the workers this coordinator launched: their tasks are recorded `STOPPED` with
+    /// the reason, the workers kill them and exit; stragglers are killed after a deadline.
+    /// Call it while the server still answers, so the workers can report.
+    pub async fn stop_local_workers(&self) {
+        let children = self.inner.children.all();
+        if children.is_empty() {
+            return;
+        }
+        tracing::info!(count = children.len(), "stopping local workers");
+        let mut task_groups = Vec::new();
+        for (id, _) in &children {
+            if let Err(error) = self.stop_worker(*id, false).await {
+                tracing::warn!(worker_id = %id, error = %error, "could not ask a worker to stop");
+            }
+            match self.inner.store.live_tasks_of(*id).await {
+                Ok(tasks) => {
+                    for task in tasks {
+                        task_groups.push(task.pid);
+                        let change = TaskChange::Cancel {
+                            reason: "stopped: Blanket was shut down".into(),
+                        };
+                        match self
+                            .inner
+                            .store
+                            .change_task(task.id, change, "coordinator".into())
+                            .await
+                        {
+                            Ok(task) => self.announce_task(&task, true),
+                            Err(error) => {
+                                tracing::warn!(task_id = %task.id, error = %error, "could not stop a task")
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(worker_id = %id, error = %error, "could not list a worker's tasks")
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + LOCAL_STOP_DEADLINE;
+        let mut workers = self.inner.hub.subscribe(Topic::Workers);
+        while children
+            .iter()
+            .any(|(id, _)| self.inner.children.contains(*id))
+        {
+            if tokio::time::timeout_at(deadline, workers.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let stragglers = self.inner.children.all();
+        for (id, pid) in &stragglers {
+            tracing::warn!(worker_id = %id, pid, "local worker did not stop in time, killing it");
+            local_workers::kill_group(*pid);
+        }
+        if !stragglers.is_empty() {
+            for pid in task_groups {
+                local_workers::kill_group(pid);
+            }
+        }
+    }
+
+    /// Marks workers lost once their lease runs out and releases their tasks. Sleeps until
+    /// the next lease can expire (not on a fixed tick), so an idle coordinator stays asleep.
+    /// Runs until the hub closes; the caller ends it with the shutdown.
+    pub async fn reap_lost_workers(&self) {
+        let lease = self.inner.config.lease_seconds;
+        let lease_duration = Duration::from_secs(lease);
+        // Workers get one full lease after a (re)start to reach the coordinator again.
+        tokio::time::sleep(lease_duration).await;
+        loop {
+            let mut workers = self.inner.hub.subscribe(Topic::Workers);
+            match self.inner.store.mark_lost_workers(lease).await {
+                Ok(lost) => {
+                    for id in lost {
+                        tracing::warn!(worker_id = %id, lease_seconds = lease, "worker lost: no heartbeat within its lease");
+                        self.release_lost(id).await;
+                    }
+                }
+                Err(error) => tracing::error!(error = %error, "checking worker leases failed"),
+            }
+            let next_check = match self.inner.store.earliest_heartbeat().await {
+                Ok(Some(earliest)) => {
+                    let due = earliest + i64::try_from(lease).unwrap_or(i64::MAX) + 1 - wire::now();
+                    Some(Duration::from_secs(u64::try_from(due.max(1)).unwrap_or(1)))
+                }
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::error!(error = %error, "reading worker leases failed");
+                    Some(lease_duration)
+                }
+            };
+            match next_check {
+                Some(delay) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        alive = workers.changed() => if !alive { return },
+                    }
+                }
+                None => {
+                    if !workers.changed().await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn release_lost(&self, id: WorkerId) {
+        match self
+            .inner
+            .store
+            .release_tasks_of(id, "worker lost".into())
+            .await
+        {
+            Ok(released) => {
+                for task in &released {
+                    self.announce_task(task, false);
+                }
+            }
+            Err(error) => {
+                tracing::error!(worker_id = %id, error = %error, "could not release a lost worker's tasks")
+            }
+        }
+        self.announce_worker(id);
+    }
+
+    /// Pauses the queue (no task is claimed until resumed) or resumes it. Persisted.
+    pub async fn set_queue_paused(&self, paused: bool) -> Result<()> {
+        self.inner.store.set_queue_paused(paused).await?;
+        self.inner.hub.nudge(Topic::Tasks);
+        self.inner.hub.nudge(Topic::Workers);
+        if !paused {
+            self.inner.hub.nudge(Topic::Queue);
+        }
+        Ok(())
+    }
+
+    /// Whether the queue is paused.
+    pub async fn queue_paused(&self) -> Result<bool> {
+        self.inner.store.queue_is_paused().await
     }
 
     /// Runtime figures.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod filter;
 pub mod hub;
 pub mod id;
+pub mod local_workers;
 pub mod state;
 pub mod store;
 pub mod task_type;

@@ -1,9 +1,10 @@
-//! `ApiError`, the one error type of the HTTP boundary, and `ApiQuery`, so that every
-//! rejection answers in the same `{"error": "..."}` shape.
+//! `ApiError`, the one error type of the HTTP boundary, and the extractors `ApiJson` and
+//! `ApiQuery`, so that every rejection answers in the same `{"error": "..."}` shape.
 //! One `match` decides the status; a 5xx carries a generic text and the request id, the
 //! cause goes to the log.
 
-use axum::extract::FromRequestParts;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -74,6 +75,54 @@ impl IntoResponse for ApiError {
         };
         (status, axum::Json(ErrorBody { error: message })).into_response()
     }
+}
+
+/// A JSON body whose rejections are `ApiError`s: malformed JSON is a 400 with the parser's
+/// line and column, an oversized body a 413.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(error) => ApiError::BadRequest(format!(
+            "the JSON body does not have the expected fields: {}",
+            innermost_message(&error)
+        )),
+        JsonRejection::JsonSyntaxError(error) => ApiError::BadRequest(format!(
+            "the body is not valid JSON: {}",
+            innermost_message(&error)
+        )),
+        JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
+            "send the body as JSON with the header Content-Type: application/json".into(),
+        ),
+        JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge("the JSON body is larger than the 1 MiB limit".into())
+        }
+        other => ApiError::BadRequest(format!("the body could not be read: {}", other.body_text())),
+    }
+}
+
+/// The innermost error's text (serde's message with line and column), without axum's prefix.
+fn innermost_message(error: &dyn std::error::Error) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 /// The raw query string's pairs, decoded; lets handlers accept repeated keys and CSV alike.

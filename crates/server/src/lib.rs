@@ -5,6 +5,7 @@
 mod api;
 mod error;
 mod guard;
+mod logs;
 mod metrics;
 mod pages;
 mod results;
@@ -65,6 +66,7 @@ pub struct AppState {
     /// Cancelled when the server shuts down, so long-lived streams end and let it.
     pub shutdown: CancellationToken,
     streams: Arc<sse::StreamSlots>,
+    folder_watcher: Arc<logs::FolderWatcher>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             metrics: Arc::new(HttpMetrics::default()),
             shutdown: CancellationToken::new(),
             streams: Arc::new(sse::StreamSlots::default()),
+            folder_watcher: Arc::new(logs::FolderWatcher::default()),
         }
     }
 
@@ -117,9 +120,14 @@ pub fn router(state: AppState) -> Router {
         .route("/task/{id}/run", put(api::tasks::tasks_run))
         .route("/task/{id}/progress", put(api::tasks::tasks_progress))
         .route("/task/{id}/finish", put(api::tasks::tasks_finish))
+        .route("/task/{id}/log", get(logs::tasks_log))
+        .route("/task/{id}/log/tail", get(logs::tasks_log_tail))
         .route("/task_type", get(api::types::types_list))
         .route("/task_type/{name}", get(api::types::types_get))
-        .route("/worker", get(api::workers::workers_list))
+        .route(
+            "/worker",
+            get(api::workers::workers_list).post(api::workers::workers_launch),
+        )
         .route(
             "/worker/{id}",
             get(api::workers::workers_get)
@@ -131,6 +139,13 @@ pub fn router(state: AppState) -> Router {
             put(api::workers::workers_heartbeat),
         )
         .route("/worker/{id}/stop", put(api::workers::workers_stop))
+        .route("/worker/{id}/restart", put(api::workers::workers_restart))
+        .route("/worker/{id}/log", get(logs::workers_log))
+        .route("/worker/{id}/log/tail", get(logs::workers_log_tail))
+        .route("/worker/{id}/logs", get(logs::workers_logs))
+        .route("/queue", get(api::queue::queue_get))
+        .route("/queue/pause", put(api::queue::queue_pause))
+        .route("/queue/resume", put(api::queue::queue_resume))
         .route("/results/{id}", get(results::results_get_root))
         .route("/results/{id}/{*path}", get(results::results_get))
         .route("/ui", get(pages::home))

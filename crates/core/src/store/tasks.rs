@@ -239,6 +239,14 @@ impl Store {
         .await
     }
 
+    /// Gives back the live tasks of a worker that is gone: `CLAIMED` ones return to the
+    /// queue; `RUNNING` ones end `ERROR` with `reason`, or return to the queue when their type
+    /// says `requeue_on_lost`. Returns the changed tasks.
+    pub async fn release_tasks_of(&self, worker_id: WorkerId, reason: String) -> Result<Vec<Task>> {
+        self.write(move |connection| release_tasks_of(connection, worker_id, &reason))
+            .await
+    }
+
     /// The live (`CLAIMED` or `RUNNING`) tasks assigned to a worker.
     pub async fn live_tasks_of(&self, worker_id: WorkerId) -> Result<Vec<Task>> {
         self.read(move |connection| live_tasks_of(connection, worker_id))
@@ -285,7 +293,7 @@ fn insert_task(connection: &Connection, row: &NewTaskRow) -> Result<Task> {
     load_task(connection, row.id)
 }
 
-fn change_task(
+pub(super) fn change_task(
     connection: &Connection,
     id: TaskId,
     change: &TaskChange,
@@ -479,6 +487,44 @@ fn claim_task(connection: &Connection, worker_id: WorkerId) -> Result<Option<Cla
         }
         offset += CLAIM_SCAN_CHUNK;
     }
+}
+
+pub(super) fn release_tasks_of(
+    connection: &Connection,
+    worker_id: WorkerId,
+    reason: &str,
+) -> Result<Vec<Task>> {
+    let mut released = Vec::new();
+    for task in live_tasks_of(connection, worker_id)? {
+        let requeue =
+            task.state == TaskState::Claimed || requeue_on_lost(connection, &task.type_digest)?;
+        let change = if requeue {
+            TaskChange::Requeue {
+                reason: reason.to_string(),
+            }
+        } else {
+            TaskChange::Finish {
+                state: TaskState::Error,
+                exit_code: None,
+                reason: Some(reason.to_string()),
+                worker: None,
+            }
+        };
+        released.push(change_task(connection, task.id, &change, "coordinator")?);
+    }
+    Ok(released)
+}
+
+fn requeue_on_lost(connection: &Connection, digest: &str) -> Result<bool> {
+    let spec: String = connection
+        .query_row(
+            "SELECT spec FROM task_types WHERE digest = ?1",
+            [digest],
+            |row| row.get(0),
+        )
+        .map_err(sql_error)?;
+    let spec: wire::TaskType = parse_json(&spec, "frozen task type")?;
+    Ok(spec.requeue_on_lost)
 }
 
 pub(super) fn live_tasks_of(connection: &Connection, worker_id: WorkerId) -> Result<Vec<Task>> {

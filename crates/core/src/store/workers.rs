@@ -4,28 +4,33 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::tasks::{parse_json, to_json};
+use super::TaskChange;
+use super::tasks::{change_task, live_tasks_of, parse_json, release_tasks_of, to_json};
 use super::{Store, sql_error};
 use crate::error::{Error, Result};
 use crate::id::{TaskId, WorkerId};
-use crate::wire::{self, HeartbeatReply, Worker, WorkerStatus, WorkerUpdate};
+use crate::state::TaskState;
+use crate::wire::{self, HeartbeatReply, Task, Worker, WorkerStatus, WorkerUpdate};
 
 const WORKER_COLUMNS: &str = "id, tags, pid, stopped, check_interval, started_ts, logfile, daemon, \
     last_heard_ts, lost, stop_requested, launched, \
     (SELECT t.id FROM tasks t WHERE t.worker_id = workers.id AND t.state IN ('CLAIMED', 'RUNNING') ORDER BY t.seq LIMIT 1)";
 
 const QUEUE_PAUSED: &str = "queue_paused";
+/// A claim not reported as running after this long was lost on its way to the worker.
+const ABANDONED_CLAIM_SECONDS: i64 = 5;
 
 impl Store {
     /// Registers a worker or merges `update` into its record; absent fields stay as they were.
-    /// An explicit `stopped: false` (a worker starting) clears any stop request.
+    /// An explicit `stopped: false` (a worker starting) clears any stop request; an explicit
+    /// `stopped: true` releases the tasks it still holds, which are returned beside it.
     pub async fn upsert_worker(
         &self,
         id: WorkerId,
         update: WorkerUpdate,
         launched: bool,
         lease_seconds: u64,
-    ) -> Result<Worker> {
+    ) -> Result<(Worker, Vec<Task>)> {
         self.write(move |connection| {
             let now = wire::now();
             let tags = update.tags.as_ref().map(to_json).transpose()?;
@@ -58,7 +63,27 @@ impl Store {
                     ],
                 )
                 .map_err(sql_error)?;
-            load_worker(connection, id, now, lease_seconds)
+            let released = if update.stopped == Some(true) {
+                release_tasks_of(connection, id, "its worker stopped")?
+            } else {
+                Vec::new()
+            };
+            Ok((load_worker(connection, id, now, lease_seconds)?, released))
+        })
+        .await
+    }
+
+    /// The oldest last-heard time among workers that are neither stopped nor lost: when the
+    /// next one can become lost.
+    pub async fn earliest_heartbeat(&self) -> Result<Option<i64>> {
+        self.read(|connection| {
+            connection
+                .query_row(
+                    "SELECT MIN(last_heard_ts) FROM workers WHERE stopped = 0 AND lost = 0",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(sql_error)
         })
         .await
     }
@@ -90,11 +115,17 @@ impl Store {
     }
 
     /// Records that a worker is alive and tells it what to do: stop, and which of the tasks
-    /// it says it runs are no longer its own (cancelled, deleted or given away).
+    /// it says it runs are no longer its own (cancelled, deleted or given away). A task it
+    /// claimed but does not run (its claim answer was lost) goes back to the queue; those
+    /// tasks are returned beside the reply.
     ///
     /// # Errors
     /// `NotFound` for an unregistered worker.
-    pub async fn heartbeat(&self, id: WorkerId, running: Vec<TaskId>) -> Result<HeartbeatReply> {
+    pub async fn heartbeat(
+        &self,
+        id: WorkerId,
+        running: Vec<TaskId>,
+    ) -> Result<(HeartbeatReply, Vec<Task>)> {
         self.write(move |connection| {
             let flags = connection
                 .query_row(
@@ -108,7 +139,7 @@ impl Store {
                 return Err(unknown_worker(id));
             };
             let mut cancelled_tasks = Vec::new();
-            for task_id in running {
+            for &task_id in &running {
                 let owner = connection
                     .query_row(
                         "SELECT worker_id, state IN ('CLAIMED', 'RUNNING') FROM tasks WHERE id = ?1",
@@ -122,11 +153,22 @@ impl Store {
                     cancelled_tasks.push(task_id);
                 }
             }
-            Ok(HeartbeatReply {
+            let abandoned_before = wire::now() - ABANDONED_CLAIM_SECONDS;
+            let mut requeued = Vec::new();
+            for task in live_tasks_of(connection, id)? {
+                if task.state == TaskState::Claimed && task.last_updated_ts < abandoned_before && !running.contains(&task.id) {
+                    let change = TaskChange::Requeue {
+                        reason: "claimed but never started by its worker".into(),
+                    };
+                    requeued.push(change_task(connection, task.id, &change, "coordinator")?);
+                }
+            }
+            let reply = HeartbeatReply {
                 stop,
                 force,
                 cancelled_tasks,
-            })
+            };
+            Ok((reply, requeued))
         })
         .await
     }

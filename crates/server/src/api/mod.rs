@@ -3,6 +3,7 @@
 //! the answer; errors map through `ApiError` with `?`.
 
 pub mod meta;
+pub mod queue;
 pub mod tasks;
 pub mod types;
 pub mod workers;

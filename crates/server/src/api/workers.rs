@@ -9,7 +9,7 @@ use blanket_core::TaskId;
 use blanket_core::wire::{HeartbeatReply, Worker, WorkerUpdate};
 
 use super::worker_id;
-use crate::error::ApiQuery;
+use crate::error::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
 /// The longest a heartbeat may be held waiting for news.
@@ -93,6 +93,43 @@ pub async fn workers_stop(
             .coordinator
             .stop_worker(worker_id(&id)?, force)
             .await?,
+    ))
+}
+
+/// The body of `POST /worker/`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LaunchBody {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default = "default_check_interval")]
+    check_interval: f64,
+}
+
+fn default_check_interval() -> f64 {
+    2.0
+}
+
+/// `POST /worker/`: launches a local worker process; answers once it has registered.
+pub async fn workers_launch(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LaunchBody>,
+) -> Result<Json<Worker>, ApiError> {
+    Ok(Json(
+        state
+            .coordinator
+            .launch_worker(body.tags, body.check_interval)
+            .await?,
+    ))
+}
+
+/// `PUT /worker/:id/restart`: starts a stopped worker again with its config.
+pub async fn workers_restart(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Worker>, ApiError> {
+    Ok(Json(
+        state.coordinator.restart_worker(worker_id(&id)?).await?,
     ))
 }
 
