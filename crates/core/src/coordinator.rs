@@ -683,50 +683,50 @@ impl Coordinator {
     /// the reason, the workers kill them and exit; stragglers are killed after a deadline.
     /// Call it while the server still answers, so the workers can report.
     pub async fn stop_local_workers(&self) {
-        let children = self.inner.children.all();
-        if children.is_empty() {
-            return;
-        }
-        tracing::info!(count = children.len(), "stopping local workers");
-        let mut task_groups = Vec::new();
-        for (id, _) in &children {
-            if let Err(error) = self.stop_worker(*id, false).await {
-                tracing::warn!(worker_id = %id, error = %error, "could not ask a worker to stop");
-            }
-            match self.inner.store.live_tasks_of(*id).await {
-                Ok(tasks) => {
-                    for task in tasks {
-                        task_groups.push(task.pid);
-                        let change = TaskChange::Cancel {
-                            reason: "stopped: Blanket was shut down".into(),
-                        };
-                        match self
-                            .inner
-                            .store
-                            .change_task(task.id, change, "coordinator".into())
-                            .await
-                        {
-                            Ok(task) => self.announce_task(&task, true),
-                            Err(error) => {
-                                tracing::warn!(task_id = %task.id, error = %error, "could not stop a task")
-                            }
-                        }
+        // Launched workers of an earlier run of this coordinator (one killed with -9) are not
+        // our children, but they are ours to stop all the same.
+        let mut ids: Vec<WorkerId> = self
+            .inner
+            .children
+            .all()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        match self.workers().await {
+            Ok(workers) => {
+                for worker in workers {
+                    if worker.launched
+                        && worker.status == WorkerStatus::Running
+                        && !ids.contains(&worker.id)
+                    {
+                        ids.push(worker.id);
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(worker_id = %id, error = %error, "could not list a worker's tasks")
-                }
             }
+            Err(error) => tracing::warn!(error = %error, "could not list workers to stop"),
+        }
+        if ids.is_empty() {
+            return;
+        }
+        tracing::info!(count = ids.len(), "stopping local workers");
+        let mut task_groups = Vec::new();
+        for id in &ids {
+            task_groups.extend(self.stop_for_shutdown(*id).await);
         }
         let deadline = tokio::time::Instant::now() + LOCAL_STOP_DEADLINE;
         let mut workers = self.inner.hub.subscribe(Topic::Workers);
-        while children
-            .iter()
-            .any(|(id, _)| self.inner.children.contains(*id))
-        {
-            if tokio::time::timeout_at(deadline, workers.changed())
-                .await
-                .is_err()
+        loop {
+            let mut still_running = false;
+            for id in &ids {
+                let stopped = self.worker(*id).await.is_ok_and(|worker| {
+                    matches!(worker.status, WorkerStatus::Stopped | WorkerStatus::Lost)
+                });
+                still_running |= self.inner.children.contains(*id) || !stopped;
+            }
+            if !still_running
+                || tokio::time::timeout_at(deadline, workers.changed())
+                    .await
+                    .is_err()
             {
                 break;
             }
@@ -741,6 +741,40 @@ impl Coordinator {
                 local_workers::kill_group(pid);
             }
         }
+    }
+
+    /// Asks one worker to stop and records its live tasks `STOPPED` with the shutdown as the
+    /// reason (the worker, told over its heartbeat, kills them). Returns their process groups.
+    async fn stop_for_shutdown(&self, id: WorkerId) -> Vec<u32> {
+        if let Err(error) = self.stop_worker(id, false).await {
+            tracing::warn!(worker_id = %id, error = %error, "could not ask a worker to stop");
+        }
+        let tasks = match self.inner.store.live_tasks_of(id).await {
+            Ok(tasks) => tasks,
+            Err(error) => {
+                tracing::warn!(worker_id = %id, error = %error, "could not list a worker's tasks");
+                return Vec::new();
+            }
+        };
+        let mut groups = Vec::new();
+        for task in tasks {
+            groups.push(task.pid);
+            let change = TaskChange::Cancel {
+                reason: "stopped: Blanket was shut down".into(),
+            };
+            match self
+                .inner
+                .store
+                .change_task(task.id, change, "coordinator".into())
+                .await
+            {
+                Ok(task) => self.announce_task(&task, true),
+                Err(error) => {
+                    tracing::warn!(task_id = %task.id, error = %error, "could not stop a task")
+                }
+            }
+        }
+        groups
     }
 
     /// Marks workers lost once their lease runs out and releases their tasks. Sleeps until
