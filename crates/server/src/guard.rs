@@ -105,7 +105,7 @@ fn admit(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> Result
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .or_else(|| query_token(uri));
         let matches = presented
             .is_some_and(|presented| bool::from(presented.as_bytes().ct_eq(token.as_bytes())));
@@ -145,6 +145,12 @@ fn is_loopback_name(name: &str) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|address| address.is_loopback())
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme name is case-insensitive.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// EventSource cannot send headers, so a browser on a token-protected server passes it in

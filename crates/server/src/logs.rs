@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use crate::api::{task_id, worker_id};
+use crate::api::{ApiPath, task_id, worker_id};
 use crate::error::ApiQuery;
 use crate::{ApiError, AppState};
 
@@ -148,7 +148,7 @@ fn task_log_path(result_dir: &str, query: &ApiQuery) -> Result<PathBuf, ApiError
 /// the file is drained; resumes after the line named by `Last-Event-ID`.
 pub async fn tasks_log(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: ApiQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -162,7 +162,7 @@ pub async fn tasks_log(
 /// `GET /task/:id/log/tail?n=500`: the last lines, as text.
 pub async fn tasks_log_tail(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: ApiQuery,
 ) -> Result<Response, ApiError> {
     let task = state.coordinator.task(task_id(&id)?).await?;
@@ -173,7 +173,7 @@ pub async fn tasks_log_tail(
 /// `GET /worker/:id/log`: SSE of the worker's own log, followed until it stops.
 pub async fn workers_log(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = worker_id(&id)?;
@@ -189,7 +189,7 @@ pub async fn workers_log(
 /// `GET /worker/:id/log/tail?n=500`.
 pub async fn workers_log_tail(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: ApiQuery,
 ) -> Result<Response, ApiError> {
     let path = worker_log_path(&state.coordinator, worker_id(&id)?).await?;
@@ -199,10 +199,16 @@ pub async fn workers_log_tail(
 /// `GET /worker/:id/logs`: the whole log file.
 pub async fn workers_logs(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let path = worker_log_path(&state.coordinator, worker_id(&id)?).await?;
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Err(ApiError::NotFound(format!(
+            "worker {id} has not written its log {} yet",
+            path.display()
+        )));
+    }
     let mut response = ServeFile::new(&path)
         .oneshot(request)
         .await

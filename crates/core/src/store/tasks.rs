@@ -566,8 +566,11 @@ fn list_tasks(
         values.push(Value::Text(TaskId::lowest_at(after).to_string()));
     }
     if let Some(before) = filter.created_before {
+        // Inclusive, like createdAfter: every id of the second `before` is below the next one.
         conditions.push("id < ?".into());
-        values.push(Value::Text(TaskId::lowest_at(before).to_string()));
+        values.push(Value::Text(
+            TaskId::lowest_at(before.saturating_add(1)).to_string(),
+        ));
     }
     let where_clause = if conditions.is_empty() {
         String::new()
