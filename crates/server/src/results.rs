@@ -5,14 +5,14 @@
 use std::path::{Component, Path as FsPath, PathBuf};
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use crate::api::task_id;
+use crate::api::{ApiPath, task_id};
 use crate::pages::escape_html;
 use crate::{ApiError, AppState};
 
@@ -28,7 +28,7 @@ struct Entry {
 /// `GET /results/<task id>`: the task directory's listing.
 pub async fn results_get_root(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
     serve(&state, &id, "", request).await
@@ -37,7 +37,7 @@ pub async fn results_get_root(
 /// `GET /results/<task id>/<path>`: a file, or a folder's listing.
 pub async fn results_get(
     State(state): State<AppState>,
-    Path((id, path)): Path<(String, String)>,
+    ApiPath((id, path)): ApiPath<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
     serve(&state, &id, &path, request).await

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderValue;
@@ -13,6 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use blanket_core::hub::{Nudges, Topic};
 use futures_util::stream::{self, Stream};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{ApiError, AppState};
@@ -87,29 +89,43 @@ fn changes(state: &AppState, topic: Topic) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// The first event at once, then one per change, until the hub or the server goes away.
+/// The shortest time between two change events of one stream. Changes within it go out as
+/// one event at its end, so a burst of submits costs a page a few reloads instead of one per
+/// task, while a lone change still goes out at once.
+const MIN_EVENT_GAP: Duration = Duration::from_millis(50);
+
+/// The first event at once, then one per (coalesced) change, until the hub or the server
+/// goes away.
 fn change_events(
     nudges: Nudges,
     name: &'static str,
     shutdown: CancellationToken,
     slot: StreamSlot,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold((nudges, true, slot), move |(mut nudges, first, slot)| {
-        let shutdown = shutdown.clone();
-        async move {
-            if !first {
-                let alive = tokio::select! {
-                    alive = nudges.changed() => alive,
-                    () = shutdown.cancelled() => false,
-                };
-                if !alive {
-                    return None;
+    stream::unfold(
+        (nudges, None, slot),
+        move |(mut nudges, last_sent, slot): (Nudges, Option<Instant>, StreamSlot)| {
+            let shutdown = shutdown.clone();
+            async move {
+                if let Some(last_sent) = last_sent {
+                    // Changes that arrive during the gap are merged by the hub's slot.
+                    let next_change = async {
+                        tokio::time::sleep_until(last_sent + MIN_EVENT_GAP).await;
+                        nudges.changed().await
+                    };
+                    let alive = tokio::select! {
+                        alive = next_change => alive,
+                        () = shutdown.cancelled() => false,
+                    };
+                    if !alive {
+                        return None;
+                    }
                 }
+                Some((
+                    Ok(Event::default().event(name).data(name)),
+                    (nudges, Some(Instant::now()), slot),
+                ))
             }
-            Some((
-                Ok(Event::default().event(name).data(name)),
-                (nudges, false, slot),
-            ))
-        }
-    })
+        },
+    )
 }

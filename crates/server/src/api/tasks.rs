@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blanket_core::coordinator::{FinishReport, StagedUpload};
@@ -13,7 +13,7 @@ use blanket_core::wire::{ClaimedTask, NewTask, Task, TaskEvent};
 use blanket_core::{TaskState, WorkerId};
 use tokio::io::AsyncWriteExt;
 
-use super::{task_id, worker_id};
+use super::{ApiPath, task_id, worker_id};
 use crate::error::ApiQuery;
 use crate::{ApiError, AppState};
 
@@ -183,7 +183,7 @@ fn io_error(what: &str, error: &std::io::Error) -> ApiError {
 /// `GET /task/:id`.
 pub async fn tasks_get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.coordinator.task(task_id(&id)?).await?))
 }
@@ -191,7 +191,7 @@ pub async fn tasks_get(
 /// `DELETE /task/:id`: the record and its directory; a live task is stopped first.
 pub async fn tasks_delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.coordinator.delete_task(task_id(&id)?).await?))
 }
@@ -199,7 +199,7 @@ pub async fn tasks_delete(
 /// `PUT /task/:id/cancel`.
 pub async fn tasks_cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.coordinator.cancel_task(task_id(&id)?).await?))
 }
@@ -207,7 +207,7 @@ pub async fn tasks_cancel(
 /// `GET /task/:id/events`: the audit trail.
 pub async fn tasks_events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<TaskEvent>>, ApiError> {
     Ok(Json(state.coordinator.task_events(task_id(&id)?).await?))
 }
@@ -215,7 +215,7 @@ pub async fn tasks_events(
 /// `POST /task/claim/:workerId?wait=SECONDS`: 200 with the task, or 204 when nothing fits.
 pub async fn tasks_claim(
     State(state): State<AppState>,
-    Path(worker): Path<String>,
+    ApiPath(worker): ApiPath<String>,
     query: ApiQuery,
 ) -> Result<Response, ApiError> {
     let worker = worker_id(&worker)?;
@@ -238,7 +238,7 @@ pub async fn tasks_claim(
 /// `PUT /task/:id/run?pid=&timeout=&typeDigest=&workerId=`.
 pub async fn tasks_run(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: ApiQuery,
 ) -> Result<Json<Task>, ApiError> {
     let pid = query
@@ -257,7 +257,7 @@ pub async fn tasks_run(
 /// `PUT /task/:id/progress?progress=0..100`.
 pub async fn tasks_progress(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: ApiQuery,
 ) -> Result<Json<Task>, ApiError> {
     let progress = query
@@ -277,7 +277,7 @@ pub async fn tasks_progress(
 /// `PUT /task/:id/finish?state=SUCCESS|ERROR|TIMEDOUT|STOPPED&exitCode=&reason=`.
 pub async fn tasks_finish(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: ApiQuery,
 ) -> Result<Json<Task>, ApiError> {
     let final_state = query

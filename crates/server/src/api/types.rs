@@ -1,9 +1,10 @@
 //! Task type handlers: the list (broken files included, with their error) and one type.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use blanket_core::wire::TaskType;
 
+use super::ApiPath;
 use crate::{ApiError, AppState};
 
 /// `GET /task_type/`: every type, broken files listed with `error` and `line`.
@@ -14,7 +15,7 @@ pub async fn types_list(State(state): State<AppState>) -> Json<Vec<TaskType>> {
 /// `GET /task_type/:name`.
 pub async fn types_get(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<TaskType>, ApiError> {
     state
         .coordinator

@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use blanket_core::TaskId;
 use blanket_core::wire::{HeartbeatReply, Worker, WorkerUpdate};
 
-use super::worker_id;
+use super::{ApiPath, worker_id};
 use crate::error::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
@@ -23,7 +24,7 @@ pub async fn workers_list(State(state): State<AppState>) -> Result<Json<Vec<Work
 /// `GET /worker/:id`.
 pub async fn workers_get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Worker>, ApiError> {
     Ok(Json(state.coordinator.worker(worker_id(&id)?).await?))
 }
@@ -31,10 +32,24 @@ pub async fn workers_get(
 /// `PUT /worker/:id`: a worker registers or updates itself; absent fields keep their value.
 pub async fn workers_register(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Worker>, ApiError> {
     let id = worker_id(&id)?;
+    // Taken as a `Result` so an oversized body answers in JSON like every other error.
+    let body = body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "the worker JSON is larger than the {}-byte limit (max_json_bytes in the config)",
+                state.options.max_json_bytes
+            ))
+        } else {
+            ApiError::BadRequest(format!(
+                "the body could not be read: {}",
+                rejection.body_text()
+            ))
+        }
+    })?;
     let update: WorkerUpdate = if body.iter().all(u8::is_ascii_whitespace) {
         WorkerUpdate::default()
     } else {
@@ -58,7 +73,7 @@ pub async fn workers_register(
 /// says whether it must stop and which of the tasks it runs were cancelled.
 pub async fn workers_heartbeat(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: ApiQuery,
 ) -> Result<Json<HeartbeatReply>, ApiError> {
     let id = worker_id(&id)?;
@@ -84,7 +99,7 @@ pub async fn workers_heartbeat(
 /// `PUT /worker/:id/stop?force=true`: stop after the current task, or kill it too.
 pub async fn workers_stop(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: ApiQuery,
 ) -> Result<Json<Worker>, ApiError> {
     let force = query.flag("force")?;
@@ -126,7 +141,7 @@ pub async fn workers_launch(
 /// `PUT /worker/:id/restart`: starts a stopped worker again with its config.
 pub async fn workers_restart(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Worker>, ApiError> {
     Ok(Json(
         state.coordinator.restart_worker(worker_id(&id)?).await?,
@@ -136,7 +151,7 @@ pub async fn workers_restart(
 /// `DELETE /worker/:id`: 409 while it runs.
 pub async fn workers_delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Worker>, ApiError> {
     Ok(Json(
         state.coordinator.delete_worker(worker_id(&id)?).await?,
