@@ -198,6 +198,18 @@ pub enum WorkerStatus {
     Lost,
 }
 
+impl WorkerStatus {
+    /// The wire spelling, e.g. `running`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStatus::Running => "running",
+            WorkerStatus::Stopping => "stopping",
+            WorkerStatus::Stopped => "stopped",
+            WorkerStatus::Lost => "lost",
+        }
+    }
+}
+
 /// The body of `PUT /worker/:id`: fields merge into the stored record; absent ones stay.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -2,7 +2,6 @@
 //! Counters are plain atomics bumped by the guard layer; the coordinator's gauges (tasks by
 //! state, workers by status, subscribers) are read when scraped, so idle costs nothing.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -50,114 +49,126 @@ impl HttpMetrics {
 /// `GET /metrics`.
 pub async fn metrics_get(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let status = state.coordinator.status().await?;
-    let mut text = String::new();
     let metrics = &state.metrics;
-    // Writing into a String cannot fail, so the results of write! are ignored below.
-    let _ = writeln!(
-        text,
-        "# HELP blanket_http_requests_total HTTP requests answered, by status class."
+    let mut text = String::new();
+    let by_class: Vec<(String, u64)> = metrics
+        .by_class
+        .iter()
+        .enumerate()
+        .map(|(index, count)| {
+            (
+                format!("class=\"{}xx\"", index + 1),
+                count.load(Ordering::Relaxed),
+            )
+        })
+        .collect();
+    family(
+        &mut text,
+        "blanket_http_requests_total",
+        "counter",
+        "HTTP requests answered, by status class.",
+        &by_class,
     );
-    let _ = writeln!(text, "# TYPE blanket_http_requests_total counter");
-    for (index, count) in metrics.by_class.iter().enumerate() {
-        let _ = writeln!(
-            text,
-            "blanket_http_requests_total{{class=\"{}xx\"}} {}",
-            index + 1,
-            count.load(Ordering::Relaxed)
-        );
-    }
-    let _ = writeln!(
-        text,
-        "# HELP blanket_http_request_duration_seconds Time to answer a request."
-    );
-    let _ = writeln!(
-        text,
-        "# TYPE blanket_http_request_duration_seconds histogram"
-    );
-    for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&metrics.latency_buckets) {
-        let _ = writeln!(
-            text,
-            "blanket_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-            bucket.load(Ordering::Relaxed)
-        );
-    }
     let total = metrics.total();
-    let _ = writeln!(
-        text,
-        "blanket_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {total}"
+    let mut buckets: Vec<(String, u64)> = LATENCY_BUCKETS
+        .iter()
+        .zip(&metrics.latency_buckets)
+        .map(|(bound, bucket)| (format!("le=\"{bound}\""), bucket.load(Ordering::Relaxed)))
+        .collect();
+    buckets.push(("le=\"+Inf\"".into(), total));
+    family(
+        &mut text,
+        "blanket_http_request_duration_seconds_bucket",
+        "histogram",
+        "Time to answer a request.",
+        &buckets,
     );
     let micros = metrics.latency_micros_total.load(Ordering::Relaxed);
-    let _ = writeln!(
-        text,
-        "blanket_http_request_duration_seconds_sum {}",
+    text.push_str(&format!(
+        "blanket_http_request_duration_seconds_sum {}\nblanket_http_request_duration_seconds_count {total}\n",
         micros as f64 / 1e6
+    ));
+    let tasks: Vec<(String, u64)> = status
+        .tasks
+        .by_state
+        .iter()
+        .map(|(state_name, count)| (format!("state=\"{state_name}\""), *count))
+        .collect();
+    family(
+        &mut text,
+        "blanket_tasks",
+        "gauge",
+        "Tasks stored, by state.",
+        &tasks,
     );
-    let _ = writeln!(text, "blanket_http_request_duration_seconds_count {total}");
-    let _ = writeln!(text, "# HELP blanket_tasks Tasks stored, by state.");
-    let _ = writeln!(text, "# TYPE blanket_tasks gauge");
-    for (state_name, count) in &status.tasks.by_state {
-        let _ = writeln!(text, "blanket_tasks{{state=\"{state_name}\"}} {count}");
-    }
-    let _ = writeln!(text, "# HELP blanket_workers Workers known, by status.");
-    let _ = writeln!(text, "# TYPE blanket_workers gauge");
-    for (worker_status, count) in &status.workers_by_status {
-        let name = serde_json::to_value(worker_status)
-            .ok()
-            .and_then(|value| value.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let _ = writeln!(text, "blanket_workers{{status=\"{name}\"}} {count}");
-    }
-    let _ = writeln!(
-        text,
-        "# HELP blanket_subscribers Open live-update subscriptions, by topic."
+    let workers: Vec<(String, u64)> = status
+        .workers_by_status
+        .iter()
+        .map(|(worker_status, count)| {
+            (
+                format!("status=\"{}\"", worker_status.as_str()),
+                *count,
+            )
+        })
+        .collect();
+    family(
+        &mut text,
+        "blanket_workers",
+        "gauge",
+        "Workers known, by status.",
+        &workers,
     );
-    let _ = writeln!(text, "# TYPE blanket_subscribers gauge");
-    let _ = writeln!(
-        text,
-        "blanket_subscribers{{topic=\"tasks\"}} {}",
-        status.task_subscribers
+    let subscribers = [
+        (
+            "topic=\"tasks\"".to_string(),
+            status.task_subscribers as u64,
+        ),
+        (
+            "topic=\"workers\"".to_string(),
+            status.worker_subscribers as u64,
+        ),
+        (
+            "topic=\"events\"".to_string(),
+            status.event_subscribers as u64,
+        ),
+    ];
+    family(
+        &mut text,
+        "blanket_subscribers",
+        "gauge",
+        "Open live-update subscriptions, by topic.",
+        &subscribers,
     );
-    let _ = writeln!(
-        text,
-        "blanket_subscribers{{topic=\"workers\"}} {}",
-        status.worker_subscribers
+    let types = [
+        ("kind=\"loaded\"".to_string(), status.task_types as u64),
+        (
+            "kind=\"broken\"".to_string(),
+            status.broken_task_types as u64,
+        ),
+    ];
+    family(
+        &mut text,
+        "blanket_task_types",
+        "gauge",
+        "Task types loaded, and broken type files.",
+        &types,
     );
-    let _ = writeln!(
-        text,
-        "blanket_subscribers{{topic=\"events\"}} {}",
-        status.event_subscribers
+    let paused = [(String::new(), u64::from(status.queue_paused))];
+    family(
+        &mut text,
+        "blanket_queue_paused",
+        "gauge",
+        "Whether the queue is paused (1) or not (0).",
+        &paused,
     );
-    let _ = writeln!(
-        text,
-        "# HELP blanket_task_types Task types loaded, and broken type files."
+    let uptime = [(String::new(), status.uptime_seconds)];
+    family(
+        &mut text,
+        "blanket_uptime_seconds",
+        "gauge",
+        "Seconds since the coordinator started.",
+        &uptime,
     );
-    let _ = writeln!(text, "# TYPE blanket_task_types gauge");
-    let _ = writeln!(
-        text,
-        "blanket_task_types{{kind=\"loaded\"}} {}",
-        status.task_types
-    );
-    let _ = writeln!(
-        text,
-        "blanket_task_types{{kind=\"broken\"}} {}",
-        status.broken_task_types
-    );
-    let _ = writeln!(
-        text,
-        "# HELP blanket_queue_paused Whether the queue is paused (1) or not (0)."
-    );
-    let _ = writeln!(text, "# TYPE blanket_queue_paused gauge");
-    let _ = writeln!(
-        text,
-        "blanket_queue_paused {}",
-        u8::from(status.queue_paused)
-    );
-    let _ = writeln!(
-        text,
-        "# HELP blanket_uptime_seconds Seconds since the coordinator started."
-    );
-    let _ = writeln!(text, "# TYPE blanket_uptime_seconds gauge");
-    let _ = writeln!(text, "blanket_uptime_seconds {}", status.uptime_seconds);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -165,4 +176,20 @@ pub async fn metrics_get(State(state): State<AppState>) -> Result<impl IntoRespo
         )],
         text,
     ))
+}
+
+/// Appends one metric family: its HELP and TYPE lines, then a sample per label set.
+fn family(text: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+    // A histogram's HELP and TYPE name the family, not its `_bucket` series.
+    let family_name = name.strip_suffix("_bucket").unwrap_or(name);
+    text.push_str(&format!(
+        "# HELP {family_name} {help}\n# TYPE {family_name} {kind}\n"
+    ));
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            text.push_str(&format!("{name} {value}\n"));
+        } else {
+            text.push_str(&format!("{name}{{{labels}}} {value}\n"));
+        }
+    }
 }

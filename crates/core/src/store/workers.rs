@@ -228,7 +228,7 @@ impl Store {
             ) {
                 return Err(Error::Conflict(format!(
                     "worker {id} is still {}: stop it first with PUT /worker/{id}/stop",
-                    status_name(worker.status)
+                    worker.status.as_str()
                 )));
             }
             connection
@@ -335,15 +335,6 @@ fn read_worker_row(
             launched,
         })
     })())
-}
-
-fn status_name(status: WorkerStatus) -> &'static str {
-    match status {
-        WorkerStatus::Running => "running",
-        WorkerStatus::Stopping => "stopping",
-        WorkerStatus::Stopped => "stopped",
-        WorkerStatus::Lost => "lost",
-    }
 }
 
 fn unknown_worker(id: WorkerId) -> Error {

@@ -33,13 +33,7 @@ pub async fn status_get(State(state): State<AppState>) -> Result<Json<Value>, Ap
     let workers: serde_json::Map<String, Value> = status
         .workers_by_status
         .iter()
-        .filter_map(|(worker_status, count)| {
-            let name = serde_json::to_value(worker_status)
-                .ok()?
-                .as_str()?
-                .to_string();
-            Some((name, json!(count)))
-        })
+        .map(|(worker_status, count)| (worker_status.as_str().to_string(), json!(count)))
         .collect();
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
