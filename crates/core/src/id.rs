@@ -1,11 +1,11 @@
 //! Task and worker ids: 12 bytes shown as 24 lower-case hex characters, in the old server's
-//! format (4 bytes of unix seconds, then 5 random bytes and a 3-byte counter), so ids sort by
-//! creation time and old clients can parse them.
+//! format (4 bytes of unix seconds, then 8 bytes of randomness and counter), so ids sort by
+//! creation second and old clients can parse them.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::Error;
 
@@ -15,28 +15,27 @@ struct RawId([u8; 12]);
 
 impl RawId {
     fn generate() -> Self {
-        static PROCESS_RANDOM: OnceLock<[u8; 5]> = OnceLock::new();
-        static COUNTER: OnceLock<AtomicU32> = OnceLock::new();
-        let process_random = PROCESS_RANDOM.get_or_init(|| {
-            let mut bytes = [0u8; 5];
-            // Without OS randomness ids are still unique within this process thanks to the
-            // counter; the random part only separates processes.
+        static STATE: OnceLock<(u64, AtomicU64)> = OnceLock::new();
+        let (seed, counter) = STATE.get_or_init(|| {
+            let mut bytes = [0u8; 8];
+            // Without OS randomness ids stay unique within this process (the counter); the
+            // seed only keeps two processes apart.
             let _ = getrandom::fill(&mut bytes);
-            bytes
+            (u64::from_le_bytes(bytes), AtomicU64::new(0))
         });
-        let counter = COUNTER.get_or_init(|| {
-            let mut bytes = [0u8; 4];
-            let _ = getrandom::fill(&mut bytes);
-            AtomicU32::new(u32::from_le_bytes(bytes))
-        });
-        let count = counter.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        let count = counter.fetch_add(1, Ordering::Relaxed);
+        // SplitMix64 is a bijection, so the 8 bytes after the second are unique per process
+        // yet look random: ids of one second differ early, which keeps short prefixes useful.
+        let mut mixed = seed.wrapping_add(count.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        mixed ^= mixed >> 31;
         let seconds = u32::try_from(crate::wire::now())
             .unwrap_or(u32::MAX)
             .to_be_bytes();
         let mut bytes = [0u8; 12];
         bytes[..4].copy_from_slice(&seconds);
-        bytes[4..9].copy_from_slice(process_random);
-        bytes[9..].copy_from_slice(&count[1..]);
+        bytes[4..].copy_from_slice(&mixed.to_be_bytes());
         RawId(bytes)
     }
 
@@ -177,13 +176,18 @@ mod tests {
     }
 
     #[test]
-    fn ids_from_one_process_increase() {
-        let first = TaskId::generate();
-        let second = TaskId::generate();
-        assert_ne!(first, second);
-        assert_eq!(
-            first.created_seconds(),
-            second.created_seconds().min(first.created_seconds())
+    fn ids_of_one_second_are_unique_and_differ_right_after_the_time() {
+        let ids: Vec<TaskId> = (0..10_000).map(|_| TaskId::generate()).collect();
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        let tails: std::collections::HashSet<String> = ids
+            .iter()
+            .map(|id| id.to_string()[8..14].to_string())
+            .collect();
+        assert!(
+            tails.len() > 9_900,
+            "the bytes after the time must vary: {}",
+            tails.len()
         );
     }
 
