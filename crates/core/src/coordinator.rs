@@ -454,7 +454,10 @@ impl Coordinator {
         running: Vec<TaskId>,
         wait: Duration,
     ) -> Result<HeartbeatReply> {
-        let deadline = tokio::time::Instant::now() + wait;
+        // A held heartbeat refreshes nothing, so it must end well within the lease or a
+        // healthy worker would be judged lost while it waits.
+        let lease_third = Duration::from_secs(self.inner.config.lease_seconds) / 3;
+        let deadline = tokio::time::Instant::now() + wait.min(lease_third);
         let mut events = self.inner.hub.events();
         loop {
             let (reply, requeued) = self.inner.store.heartbeat(id, running.clone()).await?;
