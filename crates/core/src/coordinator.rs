@@ -590,7 +590,8 @@ impl Coordinator {
         let mut workers = self.inner.hub.subscribe(Topic::Workers);
         let launched_at = wire::now();
         let mut child = launcher.spawn(&spec)?;
-        self.inner.children.insert(id, child.id().unwrap_or(0));
+        let pid = child.id().unwrap_or(0);
+        self.inner.children.insert(id, pid);
         let registered = tokio::time::timeout(LAUNCH_DEADLINE, async {
             loop {
                 if let Ok(worker) = self.worker(id).await
@@ -616,17 +617,17 @@ impl Coordinator {
         .await;
         match registered {
             Ok(Ok(worker)) => {
-                self.supervise_child(id, child);
+                self.supervise_child(id, pid, child);
                 tracing::info!(worker_id = %id, tags = ?worker.tags, "local worker launched");
                 Ok(worker)
             }
             Ok(Err(error)) => {
-                self.inner.children.remove(id);
+                self.inner.children.remove(id, pid);
                 Err(error)
             }
             Err(_) => {
                 let _ = child.start_kill();
-                self.inner.children.remove(id);
+                self.inner.children.remove(id, pid);
                 Err(Error::Unavailable(format!(
                     "the worker did not register within {} s: see its log at {}",
                     LAUNCH_DEADLINE.as_secs(),
@@ -638,11 +639,16 @@ impl Coordinator {
 
     /// Reaps a launched worker when it exits; one that exits without saying it stopped
     /// (it crashed or was killed) has its tasks released at once rather than after its lease.
-    fn supervise_child(&self, id: WorkerId, mut child: tokio::process::Child) {
+    fn supervise_child(&self, id: WorkerId, pid: u32, mut child: tokio::process::Child) {
         let coordinator = self.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
-            coordinator.inner.children.remove(id);
+            if !coordinator.inner.children.remove(id, pid) {
+                // A restart already launched a new process under this id: it is not ours
+                // to judge, and its record is not this process's.
+                coordinator.inner.hub.nudge(Topic::Workers);
+                return;
+            }
             // Whoever waits for local workers to exit (shutdown) learns it here.
             coordinator.inner.hub.nudge(Topic::Workers);
             let stopped_cleanly = coordinator

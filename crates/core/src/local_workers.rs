@@ -90,8 +90,16 @@ impl Children {
         lock(&self.pids).insert(id, pid);
     }
 
-    pub(crate) fn remove(&self, id: WorkerId) {
-        lock(&self.pids).remove(&id);
+    /// Forgets the child `pid` of worker `id`; `false` when a newer child (a restart) has
+    /// taken the id since, which is then left alone.
+    pub(crate) fn remove(&self, id: WorkerId, pid: u32) -> bool {
+        let mut pids = lock(&self.pids);
+        if pids.get(&id) == Some(&pid) {
+            pids.remove(&id);
+            true
+        } else {
+            false
+        }
     }
 
     pub(crate) fn contains(&self, id: WorkerId) -> bool {

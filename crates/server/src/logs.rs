@@ -37,14 +37,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// descriptor and one watch per folder, not one per client.
 #[derive(Default)]
 pub struct FolderWatcher {
-    // std Mutex: held to register or drop a folder, never across `.await`.
-    state: Mutex<WatcherState>,
-}
-
-#[derive(Default)]
-struct WatcherState {
-    watcher: Option<notify::RecommendedWatcher>,
-    folders: HashMap<PathBuf, (watch::Sender<u64>, usize)>,
+    // Two std mutexes, never across `.await`. `watcher` serialises watch and unwatch calls
+    // (which wait for notify's thread); `folders` is all that notify's callback takes, and no
+    // one holds it while calling into notify, so the callback can never deadlock with them.
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    folders: Arc<Mutex<HashMap<PathBuf, (watch::Sender<u64>, usize)>>>,
 }
 
 /// A subscription to changes in one folder; unwatches the folder with the last one dropped.
@@ -57,18 +54,19 @@ pub struct FolderChanges {
 impl FolderWatcher {
     /// Subscribes to changes of the files in `folder`.
     fn subscribe(self: &Arc<Self>, folder: &FsPath) -> Result<FolderChanges, ApiError> {
-        let mut state = lock(&self.state);
-        if state.watcher.is_none() {
-            let owner = Arc::downgrade(self);
-            let watcher =
+        let mut watcher = lock(&self.watcher);
+        if watcher.is_none() {
+            let folders = Arc::clone(&self.folders);
+            let created =
                 notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                    let (Some(owner), Ok(event)) = (owner.upgrade(), event) else {
+                    let Ok(event) = event else { return };
+                    if !is_write(&event.kind) {
                         return;
-                    };
-                    let state = lock(&owner.state);
+                    }
+                    let folders = lock(&folders);
                     for path in &event.paths {
                         if let Some((sender, _)) =
-                            path.parent().and_then(|parent| state.folders.get(parent))
+                            path.parent().and_then(|parent| folders.get(parent))
                         {
                             sender
                                 .send_modify(|generation| *generation = generation.wrapping_add(1));
@@ -80,15 +78,16 @@ impl FolderWatcher {
                         "cannot watch log files ({error}): use /log/tail instead"
                     ))
                 })?;
-            state.watcher = Some(watcher);
+            *watcher = Some(created);
         }
-        let receiver = match state.folders.get_mut(folder) {
-            Some((sender, count)) => {
-                *count += 1;
-                sender.subscribe()
-            }
+        let existing = lock(&self.folders).get_mut(folder).map(|(sender, count)| {
+            *count += 1;
+            sender.subscribe()
+        });
+        let receiver = match existing {
+            Some(receiver) => receiver,
             None => {
-                if let Some(watcher) = state.watcher.as_mut() {
+                if let Some(watcher) = watcher.as_mut() {
                     watcher
                         .watch(folder, RecursiveMode::NonRecursive)
                         .map_err(|error| {
@@ -99,7 +98,7 @@ impl FolderWatcher {
                         })?;
                 }
                 let (sender, receiver) = watch::channel(0);
-                state.folders.insert(folder.to_path_buf(), (sender, 1));
+                lock(&self.folders).insert(folder.to_path_buf(), (sender, 1));
                 receiver
             }
         };
@@ -111,21 +110,39 @@ impl FolderWatcher {
     }
 }
 
+/// Whether an event may have added to a file. Opens and reads are not: the follower's own
+/// read of the log would otherwise wake it again, forever.
+fn is_write(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Modify(_)
+            | EventKind::Remove(_)
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
+}
+
 impl Drop for FolderChanges {
     fn drop(&mut self) {
-        let mut state = lock(&self.owner.state);
-        let last = match state.folders.get_mut(&self.folder) {
-            Some((_, count)) => {
-                *count -= 1;
-                *count == 0
+        let mut watcher = lock(&self.owner.watcher);
+        let last = {
+            let mut folders = lock(&self.owner.folders);
+            let last = match folders.get_mut(&self.folder) {
+                Some((_, count)) => {
+                    *count -= 1;
+                    *count == 0
+                }
+                None => false,
+            };
+            if last {
+                folders.remove(&self.folder);
             }
-            None => false,
+            last
         };
-        if last {
-            state.folders.remove(&self.folder);
-            if let Some(watcher) = state.watcher.as_mut() {
-                let _ = watcher.unwatch(&self.folder);
-            }
+        if last && let Some(watcher) = watcher.as_mut() {
+            let _ = watcher.unwatch(&self.folder);
         }
     }
 }
@@ -160,7 +177,9 @@ pub async fn tasks_log(
         // now so the stream can watch it from the first line on.
         tokio::fs::create_dir_all(&task.result_dir)
             .await
-            .map_err(|error| ApiError::Internal(format!("creating {}: {error}", task.result_dir)))?;
+            .map_err(|error| {
+                ApiError::Internal(format!("creating {}: {error}", task.result_dir))
+            })?;
     }
     let end = EndWhen::TaskEnded(id);
     follow(&state, path, resume_after(&headers), end)

@@ -2,6 +2,7 @@
 //! sleeping loop), runs each as a supervised process group and reports back over HTTP only,
 //! like any third-party client. It never opens the database.
 
+pub mod cli;
 mod client;
 mod prepare;
 mod supervise;
@@ -61,12 +62,29 @@ pub struct StopSignals {
 }
 
 /// The task being run, shared with the heartbeat loop so it can be stopped from there.
-#[derive(Default)]
 struct Current {
     task: Mutex<Option<(TaskId, CancellationToken)>>,
+    // Bumped whenever the task changes, so a heartbeat held by the coordinator is sent again
+    // with the new task in it: a cancel of that task then reaches the worker at once.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Current {
+    fn default() -> Self {
+        Current {
+            task: Mutex::new(None),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Current {
+    fn set(&self, task: Option<(TaskId, CancellationToken)>) {
+        *lock(&self.task) = task;
+        self.changes
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
+
     fn running(&self) -> Vec<TaskId> {
         lock(&self.task).iter().map(|(id, _)| *id).collect()
     }
@@ -185,7 +203,7 @@ async fn wait_or_stop(delay: Duration, drain: &CancellationToken) {
 async fn run_task(client: &Client, current: &Current, signals: &StopSignals, claimed: ClaimedTask) {
     let task = claimed.task;
     let stop = signals.force.child_token();
-    *lock(&current.task) = Some((task.id, stop.clone()));
+    current.set(Some((task.id, stop.clone())));
     let context = prepare::Context {
         server_url: client.base(),
         worker_pid: std::process::id(),
@@ -212,7 +230,7 @@ async fn run_task(client: &Client, current: &Current, signals: &StopSignals, cla
             Err(error) => tracing::warn!(error = %error, "final report not delivered"),
         }
     }
-    *lock(&current.task) = None;
+    current.set(None);
 }
 
 /// Reports the start, forwards progress, waits for the end; `None` when the coordinator
@@ -287,10 +305,13 @@ async fn heartbeat_loop(
     signals: StopSignals,
     finished: CancellationToken,
 ) {
+    let mut changes = current.changes.subscribe();
     loop {
+        changes.borrow_and_update();
         let running = current.running();
         let reply = tokio::select! {
             reply = client.heartbeat(&running, HEARTBEAT_WAIT) => reply,
+            _ = changes.changed() => continue,
             () = finished.cancelled() => return,
         };
         match reply {
