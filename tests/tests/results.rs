@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use blanket_blackbox::{Server, raw_get};
 use serde_json::{Value, json};
 
+/// Submits a task and makes its directory, as its worker would when it starts (with
+/// `--workers 0` nothing runs, and a task's directory appears only when it is needed).
 fn submit(server: &Server) -> (String, PathBuf) {
     let task = server.submit(&json!({"type": "echo_task"}));
-    (
-        task["id"].as_str().expect("an id").to_string(),
-        PathBuf::from(task["resultDir"].as_str().expect("a resultDir")),
-    )
+    let dir = PathBuf::from(task["resultDir"].as_str().expect("a resultDir"));
+    std::fs::create_dir_all(&dir).expect("creating the task directory");
+    (task["id"].as_str().expect("an id").to_string(), dir)
 }
 
 fn json_listing(server: &Server, path: &str) -> Vec<String> {

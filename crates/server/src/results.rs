@@ -62,9 +62,20 @@ async fn serve(
     {
         return Err(not_found());
     }
-    let root = tokio::fs::canonicalize(state.coordinator.config().results_dir.join(id.to_string()))
-        .await
-        .map_err(|_| not_found())?;
+    let wants_json = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
+    let Ok(root) =
+        tokio::fs::canonicalize(state.coordinator.config().results_dir.join(id.to_string())).await
+    else {
+        // A task that has not started has no directory yet: its listing is empty.
+        if path.is_empty() && state.coordinator.task(id).await.is_ok() {
+            return Ok(listing_response(&id.to_string(), path, &[], wants_json));
+        }
+        return Err(not_found());
+    };
     let target = tokio::fs::canonicalize(root.join(relative))
         .await
         .map_err(|_| not_found())?;
@@ -76,15 +87,12 @@ async fn serve(
         .map_err(|_| not_found())?;
     if metadata.is_dir() {
         let entries = list(&root, &target).await.map_err(|_| not_found())?;
-        let wants_json = request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|accept| accept.contains("application/json"));
-        if wants_json {
-            return Ok(Json(entries).into_response());
-        }
-        return Ok(Html(listing_page(&id.to_string(), path, &entries)).into_response());
+        return Ok(listing_response(
+            &id.to_string(),
+            path,
+            &entries,
+            wants_json,
+        ));
     }
     let response = ServeFile::new(&target)
         .oneshot(request)
@@ -115,6 +123,14 @@ async fn list(root: &FsPath, dir: &FsPath) -> std::io::Result<Vec<Entry>> {
     }
     entries.sort_by(|left, right| left.name.cmp(&right.name));
     Ok(entries)
+}
+
+fn listing_response(id: &str, path: &str, entries: &[Entry], wants_json: bool) -> Response {
+    if wants_json {
+        Json(entries).into_response()
+    } else {
+        Html(listing_page(id, path, entries)).into_response()
+    }
 }
 
 fn listing_page(id: &str, path: &str, entries: &[Entry]) -> String {
