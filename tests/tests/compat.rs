@@ -42,7 +42,9 @@ fn root_redirects_with_exactly_301_to_the_ui_page_titled_blanket() {
             .and_then(|(_, rest)| rest.split_once("</title>"))
             .map(|(title, _)| title.to_string());
         assert!(
-            title.as_deref().is_some_and(|title| title.contains("Blanket")),
+            title
+                .as_deref()
+                .is_some_and(|title| title.contains("Blanket")),
             "{path}: the page title must name Blanket: {title:?}"
         );
     }

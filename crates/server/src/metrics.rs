@@ -104,12 +104,7 @@ pub async fn metrics_get(State(state): State<AppState>) -> Result<impl IntoRespo
     let workers: Vec<(String, u64)> = status
         .workers_by_status
         .iter()
-        .map(|(worker_status, count)| {
-            (
-                format!("status=\"{}\"", worker_status.as_str()),
-                *count,
-            )
-        })
+        .map(|(worker_status, count)| (format!("status=\"{}\"", worker_status.as_str()), *count))
         .collect();
     family(
         &mut text,
