@@ -41,8 +41,11 @@ pub struct FolderWatcher {
     // (which wait for notify's thread); `folders` is all that notify's callback takes, and no
     // one holds it while calling into notify, so the callback can never deadlock with them.
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
-    folders: Arc<Mutex<HashMap<PathBuf, (watch::Sender<u64>, usize)>>>,
+    folders: Arc<Mutex<WatchedFolders>>,
 }
+
+/// Each watched folder's change counter and how many streams follow it.
+type WatchedFolders = HashMap<PathBuf, (watch::Sender<u64>, usize)>;
 
 /// A subscription to changes in one folder; unwatches the folder with the last one dropped.
 pub struct FolderChanges {
