@@ -1,17 +1,13 @@
 //! `blanket serve`: resolves the configuration (defaults < file < environment < flags),
-//! opens the coordinator, serves HTTP until Ctrl-C or SIGTERM, then shuts down in order:
-//! stop accepting, end live streams, finish writes, close the database.
+//! then runs `blanket_server::Runtime` (the start and shutdown order the desktop shell shares)
+//! until Ctrl-C or SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use blanket_core::Coordinator;
+use anyhow::Context;
 use blanket_core::config::{Config, Settings};
-use blanket_core::local_workers::WorkerLauncher;
-use blanket_server::{AppState, ServerOptions};
+use blanket_server::{Runtime, WorkerCommand};
 use clap::Args;
-use tokio_util::sync::CancellationToken;
 
 /// Flags of `blanket serve`; each overrides its `BLANKET_*` variable and the config file.
 #[derive(Args, Debug, Default)]
@@ -71,71 +67,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let address = SocketAddr::new(config.bind, config.port);
-    let listener = match tokio::net::TcpListener::bind(address).await {
-        Ok(listener) => listener,
-        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => bail!(
-            "port {} on {} is already in use (another Blanket or another program listens there): stop it, or pick another port with --port or BLANKET_PORT",
-            config.port,
-            config.bind
-        ),
-        Err(error) => return Err(error).with_context(|| format!("listening on {address}")),
-    };
-    let local = listener
-        .local_addr()
-        .context("reading the listening address")?;
-    let options = ServerOptions::from_config(&config);
-    let token = config.token.clone();
-    let coordinator = Coordinator::open(config)
-        .await
-        .context("opening the coordinator's data")?;
-    let own_url = if local.ip().is_unspecified() {
-        format!("http://127.0.0.1:{}", local.port())
-    } else {
-        format!("http://{local}")
-    };
-    coordinator.attach_launcher(WorkerLauncher {
+    let workers = WorkerCommand {
         program: std::env::current_exe()
             .context("finding the blanket executable to launch workers")?,
         leading_args: vec!["worker".into()],
-        server_url: own_url,
-        token,
-    });
-    let state = AppState::new(coordinator.clone(), options);
-    let stop_serving = CancellationToken::new();
-    let server = tokio::spawn(blanket_server::serve(
-        listener,
-        state,
-        stop_serving.clone().cancelled_owned(),
-    ));
-    tracing::info!(url = %format!("http://{local}/ui/"), "blanket is serving");
-    let reaper = {
-        let coordinator = coordinator.clone();
-        let stop = stop_serving.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = coordinator.reap_lost_workers() => {}
-                () = stop.cancelled() => {}
-            }
-        })
     };
-    let pool = {
-        let coordinator = coordinator.clone();
-        tokio::spawn(async move {
-            if let Err(error) = coordinator.start_local_pool().await {
-                tracing::error!(error = %error, "the local worker pool did not start: launch workers from the UI or with `blanket worker`");
-            }
-        })
-    };
+    let runtime = Runtime::start(config, Some(workers)).await?;
     shutdown_signal().await;
-    pool.abort();
-    // Workers report their tasks' end over HTTP, so they stop before the server does.
-    coordinator.stop_local_workers().await;
-    stop_serving.cancel();
-    let served = server.await.context("the HTTP server task failed")?;
-    let _ = reaper.await;
-    coordinator.shutdown().await;
-    served.context("serving HTTP")
+    runtime.shutdown().await.context("serving HTTP")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
