@@ -2,6 +2,7 @@
 //! waits until it answers, and talks to it over HTTP (reqwest, or raw bytes where headers and
 //! SSE framing matter). It never uses `cargo run`, the user's own folders or a fixed port.
 
+pub mod cli;
 pub mod workers;
 
 use std::ffi::OsString;

@@ -15,6 +15,12 @@ pub enum Purpose {
     Build,
     /// Running the test suites, on top of what `Build` needs.
     Tests,
+    /// Building the desktop shell (src-tauri): GTK, WebKitGTK, the tray's appindicator.
+    /// `clippy --workspace` builds it too, so every check needs these.
+    Desktop,
+    /// Driving the real desktop window in tests: a virtual display, a D-Bus session, a
+    /// notification daemon, WebKit's WebDriver, selenium, and chromium beside it.
+    DesktopTests,
 }
 
 impl Purpose {
@@ -22,9 +28,29 @@ impl Purpose {
     pub fn packages(self) -> &'static [&'static str] {
         match self {
             Purpose::Build => &["build-essential", "pkg-config"],
-            // The browser suites add chromium, nodejs and npm here when they
-            // land; the desktop shell brings a purpose of its own for GTK/WebKit.
-            Purpose::Tests => &[],
+            // The browser suites (tests/browser): Debian's chromium, driven by playwright-core
+            // under node; `npm ci` installs playwright-core (it downloads no browser).
+            Purpose::Tests => &["chromium", "nodejs", "npm"],
+            Purpose::Desktop => &[
+                "libwebkit2gtk-4.1-dev",
+                "libgtk-3-dev",
+                "libayatana-appindicator3-dev",
+                "librsvg2-dev",
+                "libxdo-dev",
+            ],
+            Purpose::DesktopTests => &[
+                "xvfb",
+                "xauth",
+                "dbus-x11",
+                "dunst",
+                "webkit2gtk-driver",
+                "xdotool",
+                "imagemagick",
+                "python3-selenium",
+                "chromium",
+                "chromium-driver",
+                "curl",
+            ],
         }
     }
 
@@ -32,6 +58,8 @@ impl Purpose {
         match self {
             Purpose::Build => "build",
             Purpose::Tests => "tests",
+            Purpose::Desktop => "desktop",
+            Purpose::DesktopTests => "desktop tests",
         }
     }
 }
@@ -122,7 +150,34 @@ fn is_installed(package: &str) -> Result<bool> {
         .output()
         .with_context(|| format!("could not run dpkg-query to check for {package}"))?;
     // dpkg-query exits non-zero for a package it has never heard of.
-    Ok(output.status.success() && status_means_installed(&String::from_utf8_lossy(&output.stdout)))
+    let installed =
+        output.status.success() && status_means_installed(&String::from_utf8_lossy(&output.stdout));
+    Ok(installed || is_provided(package)?)
+}
+
+/// Whether an installed package provides `package`: NodeSource's `nodejs` provides (and
+/// conflicts with) Debian's `npm`, so asking apt for `npm` there would fail.
+fn is_provided(package: &str) -> Result<bool> {
+    let output = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}\t${Provides}\n"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .context("could not run dpkg-query to list what installed packages provide")?;
+    Ok(provides(&String::from_utf8_lossy(&output.stdout), package))
+}
+
+/// Whether a line of `${Status}\t${Provides}` output, of an installed package, lists
+/// `package` (as `name` or `name (= version)`).
+fn provides(listing: &str, package: &str) -> bool {
+    listing.lines().any(|line| {
+        let (status, provided) = line.split_once('\t').unwrap_or((line, ""));
+        status_means_installed(status)
+            && provided
+                .split(',')
+                .filter_map(|item| item.split_whitespace().next())
+                .any(|name| name == package)
+    })
 }
 
 /// `${Status}` is "want flag state"; only the state says whether the files
@@ -174,7 +229,21 @@ mod tests {
     fn wanted_packages_lists_each_package_once_in_order() {
         assert_eq!(
             wanted_packages(&[Purpose::Build, Purpose::Tests, Purpose::Build]),
-            ["build-essential", "pkg-config"]
+            ["build-essential", "pkg-config", "chromium", "nodejs", "npm"]
         );
+    }
+
+    #[test]
+    fn a_package_provided_by_an_installed_one_counts_as_there() {
+        let listing = "install ok installed\tnodejs-dev, nodejs-legacy, npm\n\
+                       deinstall ok config-files\tchromium-browser\n\
+                       install ok installed\tnode-types-node (= 18.18.14)\n";
+        assert!(provides(listing, "npm"));
+        assert!(provides(listing, "node-types-node"));
+        assert!(
+            !provides(listing, "chromium-browser"),
+            "not installed any more"
+        );
+        assert!(!provides(listing, "np"));
     }
 }

@@ -1,8 +1,10 @@
 //! `cargo xtask`: the project's own commands, so a fresh machine needs nothing but a Rust toolchain.
-//! `run` installs what is missing and starts the app; `test` runs every check CI runs, in CI's order.
+//! `run` installs what is missing and starts the app; `test` runs every check CI runs, in CI's order;
+//! `bench` measures the release server against its performance goals.
 //! Deliberately std + anyhow only, so it compiles in seconds before anything else is built.
 
 mod apt;
+mod bench;
 mod process;
 mod run;
 mod test;
@@ -22,6 +24,9 @@ commands:
                   and start `blanket serve ARGS`
   test            install what the tests need, then run fmt, clippy, the
                   dependency-direction check, the build and every test suite
+  bench [--quick] build in release mode, measure the server against its
+                  performance goals and write docs/benchmarks.md
+                  (--quick: a one-minute smoke run, report in target/bench)
   help            print this text
 
 See docs/development.md.
@@ -66,6 +71,7 @@ fn run_command() -> Result<()> {
             }
             test::test()
         }
+        Some("bench") => bench::bench(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())

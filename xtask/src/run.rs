@@ -1,4 +1,5 @@
-//! `cargo xtask run`: installs missing system packages, builds the release binary and starts the app.
+//! `cargo xtask run`: installs missing system packages, builds the release binary and starts the app:
+//! the desktop window when there is a display, the headless server otherwise.
 //! It replaces itself with the app (exec on Unix), so Ctrl-C, signals and the exit code are the app's.
 
 use std::ffi::OsString;
@@ -33,6 +34,31 @@ pub fn run(app_args: &[OsString]) -> Result<()> {
             command.arg("serve").args(app_args);
             command
         }
+        FrontEnd::Desktop => {
+            let build_args = [
+                "build",
+                "-p",
+                "blanket-desktop",
+                "--features",
+                "prod",
+                "--release",
+            ];
+            process::run(workspace.cargo().args(build_args))
+                .context("could not build the blanket-desktop binary")?;
+            let binary = workspace
+                .target_dir
+                .join("release")
+                .join(format!("blanket-desktop{}", std::env::consts::EXE_SUFFIX));
+            // The desktop app takes its settings from BLANKET_* variables and the config
+            // file, not from flags.
+            if !app_args.is_empty() {
+                eprintln!(
+                    "xtask: the desktop app takes no arguments (set BLANKET_PORT, \
+                     BLANKET_DATA_DIR, ...); ignoring them"
+                );
+            }
+            Command::new(binary)
+        }
     };
     eprintln!("xtask: starting {}", process::display(&command));
     exec(&mut command)
@@ -42,20 +68,29 @@ pub fn run(app_args: &[OsString]) -> Result<()> {
 enum FrontEnd {
     /// `blanket serve`: the server and its web UI, for a browser.
     Headless,
+    /// `blanket-desktop`: the same server with its window, tray and notifications.
+    Desktop,
 }
 
 impl FrontEnd {
     fn purposes(&self) -> &'static [Purpose] {
         match self {
             FrontEnd::Headless => &[Purpose::Build],
+            FrontEnd::Desktop => &[Purpose::Build, Purpose::Desktop],
         }
     }
 }
 
+/// The desktop window when a display is there to show it, the headless server otherwise.
 fn front_end() -> FrontEnd {
-    // The desktop shell (src-tauri) arrives with its own issue; it adds a
-    // `FrontEnd::Desktop` chosen here when $DISPLAY or $WAYLAND_DISPLAY is set.
-    FrontEnd::Headless
+    let has_display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    if has_display {
+        FrontEnd::Desktop
+    } else {
+        FrontEnd::Headless
+    }
 }
 
 #[cfg(unix)]

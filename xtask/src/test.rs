@@ -26,8 +26,14 @@ const FORBIDDEN_IN_CORE: &[&str] = &["axum", "tower", "tauri", "clap", "reqwest"
 ///
 /// Fails at the first step that fails, naming it; later steps are skipped.
 pub fn test() -> Result<()> {
-    apt::ensure(&[Purpose::Build, Purpose::Tests])?;
+    apt::ensure(&[
+        Purpose::Build,
+        Purpose::Tests,
+        Purpose::Desktop,
+        Purpose::DesktopTests,
+    ])?;
     let workspace = Workspace::locate()?;
+    ensure_tauri_driver(&workspace)?;
     toolchain::ensure_components(&workspace)?;
     let mut steps = steps(&workspace);
     let count = steps.len();
@@ -87,6 +93,9 @@ enum Verdict {
     /// The command prints `blanket-core`'s dependency tree, which must not
     /// contain any of `FORBIDDEN_IN_CORE`.
     CoreDependencies,
+    /// The command prints the `blanket` binary's dependency tree, which must not contain
+    /// GTK, WebKit or Tauri: the headless server builds on machines without them.
+    HeadlessDependencies,
 }
 
 /// What happened to a step, for the summary.
@@ -111,6 +120,10 @@ impl Step {
             Verdict::CoreDependencies => {
                 let tree = process::stdout(&mut self.command)?;
                 check_core_dependencies(&tree)
+            }
+            Verdict::HeadlessDependencies => {
+                let tree = process::stdout(&mut self.command)?;
+                check_headless_dependencies(&tree)
             }
         }
     }
@@ -153,6 +166,19 @@ fn steps(workspace: &Workspace) -> Vec<Step> {
             ]),
             Verdict::CoreDependencies,
         ),
+        Step::new(
+            "headless without GTK",
+            cargo(&[
+                "tree",
+                "-p",
+                "blanket-cli",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+            ]),
+            Verdict::HeadlessDependencies,
+        ),
         // The black-box suites start these binaries from the target dir
         // rather than through `cargo run`, so they must exist first.
         Step::new(
@@ -187,7 +213,57 @@ fn steps(workspace: &Workspace) -> Vec<Step> {
         suite.command.env("BLANKET_TEST_BIN_DIR", &bin_dir);
     }
     steps.append(&mut suites);
+    steps.append(&mut browser_steps(workspace, &bin_dir));
+    steps.push(desktop_step(workspace, &bin_dir));
     steps
+}
+
+/// The real desktop window (tests/desktop): Xvfb, a D-Bus session and dunst around the built
+/// `blanket-desktop`, driven through tauri-driver; screenshots land in target/desktop-tests.
+fn desktop_step(workspace: &Workspace, bin_dir: &std::path::Path) -> Step {
+    let mut run = Command::new("/usr/bin/python3");
+    run.arg(
+        workspace
+            .root
+            .join("tests")
+            .join("desktop")
+            .join("journeys.py"),
+    )
+    .arg("--bin-dir")
+    .arg(bin_dir)
+    .arg("--artifacts")
+    .arg(workspace.target_dir.join("desktop-tests"));
+    Step::new("desktop window", run, Verdict::ExitStatus)
+}
+
+/// Installs tauri-driver (the WebDriver bridge to the app's window) from crates.io if missing.
+fn ensure_tauri_driver(workspace: &Workspace) -> Result<()> {
+    if process::on_path("tauri-driver") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing tauri-driver for the desktop window tests");
+    let mut install = workspace.cargo();
+    install.args(["install", "tauri-driver", "--locked"]);
+    process::run(&mut install)
+}
+
+/// The web UI in a real browser (tests/browser): install the pinned playwright-core from
+/// the lock file, then node's own test runner against the binaries just built.
+fn browser_steps(workspace: &Workspace, bin_dir: &std::path::Path) -> Vec<Step> {
+    let folder = workspace.root.join("tests").join("browser");
+    let mut install = Command::new("npm");
+    install
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&folder);
+    let mut run = Command::new("node");
+    // One file at a time: each starts its own server, workers and browser.
+    run.args(["--test", "--test-concurrency=1"])
+        .current_dir(&folder)
+        .env("BLANKET_TEST_BIN_DIR", bin_dir);
+    vec![
+        Step::new("browser suite: npm ci", install, Verdict::ExitStatus),
+        Step::new("browser suite", run, Verdict::ExitStatus),
+    ]
 }
 
 /// Checks `cargo tree --prefix none` output, one `name vX.Y.Z ...` per line.
@@ -215,6 +291,43 @@ fn check_core_dependencies(tree: &str) -> Result<()> {
         "{CORE_PACKAGE} depends on {listed}; core must not know HTTP, Tauri or CLI parsing \
          (STYLE.md 2.1: dependencies point at core, never out of it). See what pulls it in: \
          cargo tree -p {CORE_PACKAGE} -e normal -i {first_name}@{first_version}"
+    )
+}
+
+/// Crate families of the desktop stack that the headless `blanket` binary must not pull in.
+const DESKTOP_ONLY: &[&str] = &[
+    "gtk",
+    "gdk",
+    "webkit2gtk",
+    "javascriptcore-rs",
+    "soup3",
+    "tauri",
+    "wry",
+    "tao",
+];
+
+/// Checks the `blanket` binary's tree for desktop crates (`gtk`, `webkit2gtk`, `tauri`, ...).
+fn check_headless_dependencies(tree: &str) -> Result<()> {
+    let mut offenders: Vec<&str> = Vec::new();
+    for name in tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+    {
+        let desktop = DESKTOP_ONLY.iter().any(|family| {
+            name.strip_prefix(family)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '_']))
+        });
+        if desktop && !offenders.contains(&name) {
+            offenders.push(name);
+        }
+    }
+    let Some(first) = offenders.first() else {
+        return Ok(());
+    };
+    bail!(
+        "the headless blanket binary depends on {}: it must build without GTK/WebKit; see what \
+         pulls it in: cargo tree -p blanket-cli -e normal -i {first}",
+        offenders.join(", ")
     )
 }
 
@@ -282,6 +395,17 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("-i axum@0.8.4"), "{message}");
+    }
+
+    #[test]
+    fn the_headless_tree_refuses_desktop_crates() {
+        check_headless_dependencies("blanket-cli v0.1.0\naxum v0.8.4\ntaog v1.0.0\n")
+            .expect("no desktop crate in this tree");
+        let message =
+            check_headless_dependencies("blanket-cli v0.1.0\ngtk-sys v0.18.0\ntauri v2.11.6\n")
+                .expect_err("gtk is a desktop crate")
+                .to_string();
+        assert!(message.contains("depends on gtk-sys, tauri:"), "{message}");
     }
 
     #[test]

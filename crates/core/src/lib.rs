@@ -9,6 +9,7 @@ pub mod filter;
 pub mod hub;
 pub mod id;
 pub mod local_workers;
+pub mod notify_policy;
 pub mod state;
 pub mod store;
 pub mod task_type;

@@ -9,6 +9,7 @@ mod logs;
 mod metrics;
 mod pages;
 mod results;
+pub mod runtime;
 mod sse;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
+pub use runtime::{Runtime, StartError, WorkerCommand};
 
 /// Settings of the HTTP layer that are not the coordinator's business.
 #[derive(Clone, Debug)]
@@ -148,7 +150,55 @@ pub fn router(state: AppState) -> Router {
         .route("/queue/resume", put(api::queue::queue_resume))
         .route("/results/{id}", get(results::results_get_root))
         .route("/results/{id}/{*path}", get(results::results_get))
-        .route("/ui", get(pages::home))
+        .route("/ui", get(pages::tasks_page))
+        .route(
+            "/ui/tasks",
+            post(pages::tasks_create).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/ui/tasks/new", get(pages::tasks_new_page))
+        .route("/ui/tasks/{id}", get(pages::tasks_detail_page))
+        .route("/ui/tasks/{id}/cancel", post(pages::tasks_cancel))
+        .route("/ui/tasks/{id}/delete", post(pages::tasks_delete))
+        .route("/ui/tasks/{id}/retry", post(pages::tasks_retry))
+        .route("/ui/queue/pause", post(pages::queue_pause))
+        .route("/ui/queue/resume", post(pages::queue_resume))
+        .route(
+            "/ui/workers",
+            get(pages::workers_page).post(pages::workers_launch),
+        )
+        .route("/ui/workers/new", get(pages::workers_new_page))
+        .route("/ui/workers/{id}", get(pages::workers_detail_page))
+        .route("/ui/workers/{id}/stop", post(pages::workers_stop))
+        .route("/ui/workers/{id}/restart", post(pages::workers_restart))
+        .route("/ui/workers/{id}/delete", post(pages::workers_delete))
+        .route("/ui/task-types", get(pages::types_page))
+        .route("/ui/task-types/reload", post(pages::types_reload))
+        .route("/ui/task-types/{name}", get(pages::types_detail_page))
+        .route("/ui/about", get(pages::about_page))
+        .route("/ui/partials/tasks-rows", get(pages::tasks_rows_partial))
+        .route("/ui/partials/new-task", get(pages::new_task_partial))
+        .route(
+            "/ui/partials/task-type-env",
+            get(pages::task_type_env_partial),
+        )
+        .route(
+            "/ui/partials/custom-env-row",
+            get(pages::custom_env_row_partial),
+        )
+        .route(
+            "/ui/partials/task-summary/{id}",
+            get(pages::task_summary_partial),
+        )
+        .route(
+            "/ui/partials/workers-rows",
+            get(pages::workers_rows_partial),
+        )
+        .route("/ui/partials/new-worker", get(pages::new_worker_partial))
+        .route(
+            "/ui/partials/worker-summary/{id}",
+            get(pages::worker_summary_partial),
+        )
+        .route("/ui/static/{*path}", get(pages::static_get))
         .route("/ui/sse/tasks", get(sse::tasks_changes))
         .route("/ui/sse/workers", get(sse::workers_changes))
         .fallback(api::meta::no_route)

@@ -1,0 +1,143 @@
+//! `Shell`, the one value the app manages: which coordinator the window shows, the embedded
+//! runtime until it is shut down, and the few flags the window, tray and notifier share.
+//! It holds no task state of its own: counts and tasks are always asked of the coordinator.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use blanket_core::Coordinator;
+use blanket_core::config::NotifyConfig;
+use blanket_server::Runtime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ShellError;
+
+/// The shell's shared state; Tauri's managed state is already shared, so no `Arc` around it.
+pub struct Shell {
+    /// The server the window shows, e.g. `http://127.0.0.1:8773`, no trailing slash.
+    pub base_url: String,
+    /// Blanket's data folder (opened by the tray's "Open data folder").
+    pub data_dir: PathBuf,
+    /// The notification settings in effect.
+    pub notify: NotifyConfig,
+    /// Cancelled when the app quits: ends the bridge, the notifier and the tray updates.
+    pub stop: CancellationToken,
+    /// Woken when the tray's counts may have changed without a hub event (the window was
+    /// looked at).
+    pub tray_refresh: Notify,
+    coordinator: Option<Coordinator>,
+    // std Mutex: taken to start the pool and, at quit, to move the runtime out; never held
+    // across `.await`.
+    runtime: Mutex<Option<Runtime>>,
+    window_focused: AtomicBool,
+    failed_since_look: AtomicUsize,
+    quitting: AtomicBool,
+}
+
+impl Shell {
+    /// State for a window on the coordinator embedded in this process.
+    pub fn embedded(runtime: Runtime) -> Shell {
+        let config = runtime.coordinator().config();
+        Shell {
+            base_url: runtime.url(),
+            data_dir: config.data_dir.clone(),
+            notify: config.notify.clone(),
+            stop: CancellationToken::new(),
+            tray_refresh: Notify::new(),
+            coordinator: Some(runtime.coordinator().clone()),
+            runtime: Mutex::new(Some(runtime)),
+            window_focused: AtomicBool::new(false),
+            failed_since_look: AtomicUsize::new(0),
+            quitting: AtomicBool::new(false),
+        }
+    }
+
+    /// State for a window on a coordinator that another process runs at `base_url`.
+    pub fn attached(base_url: String, data_dir: PathBuf, notify: NotifyConfig) -> Shell {
+        Shell {
+            base_url,
+            data_dir,
+            notify,
+            stop: CancellationToken::new(),
+            tray_refresh: Notify::new(),
+            coordinator: None,
+            runtime: Mutex::new(None),
+            window_focused: AtomicBool::new(false),
+            failed_since_look: AtomicUsize::new(0),
+            quitting: AtomicBool::new(false),
+        }
+    }
+
+    /// The embedded coordinator.
+    ///
+    /// # Errors
+    /// `unavailable` when the window shows another process's coordinator.
+    pub fn coordinator(&self) -> Result<&Coordinator, ShellError> {
+        self.coordinator.as_ref().ok_or_else(ShellError::attached)
+    }
+
+    /// The embedded coordinator, if this process runs one.
+    pub fn embedded_coordinator(&self) -> Option<&Coordinator> {
+        self.coordinator.as_ref()
+    }
+
+    /// `base_url` followed by `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Moves the runtime out, for the one shutdown; `None` the second time.
+    pub fn take_runtime(&self) -> Option<Runtime> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Starts the embedded coordinator's local workers, once; nothing when attached.
+    pub fn start_local_pool(&self) {
+        if let Some(runtime) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+        {
+            runtime.start_local_pool();
+        }
+    }
+
+    /// Records whether the window has the focus; focusing it counts as a look at the tasks.
+    pub fn set_window_focused(&self, focused: bool) {
+        self.window_focused.store(focused, Ordering::Relaxed);
+        if focused && self.failed_since_look.swap(0, Ordering::Relaxed) > 0 {
+            self.tray_refresh.notify_one();
+        }
+    }
+
+    /// Whether the window has the focus now.
+    pub fn window_focused(&self) -> bool {
+        self.window_focused.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more failure the user has not looked at yet.
+    pub fn count_failure(&self) {
+        self.failed_since_look.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failures since the window last had the focus.
+    pub fn failed_since_look(&self) -> usize {
+        self.failed_since_look.load(Ordering::Relaxed)
+    }
+
+    /// Marks the app as quitting; `false` when it already was, so quitting runs once.
+    pub fn begin_quit(&self) -> bool {
+        !self.quitting.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether the app is quitting.
+    pub fn quitting(&self) -> bool {
+        self.quitting.load(Ordering::SeqCst)
+    }
+}
