@@ -175,15 +175,11 @@ pub async fn tasks_log(
     let id = task_id(&id)?;
     let task = state.coordinator.task(id).await?;
     let path = task_log_path(&task.result_dir, &query)?;
-    if !task.state.is_terminal() {
-        // A task that has not started yet has no directory (its worker makes it); make it
-        // now so the stream can watch it from the first line on.
-        tokio::fs::create_dir_all(&task.result_dir)
-            .await
-            .map_err(|error| {
-                ApiError::Internal(format!("creating {}: {error}", task.result_dir))
-            })?;
-    }
+    // A task that has not started has no directory yet (its worker makes it), nor does one
+    // that ended without starting; make it, so the stream can watch it or end at once empty.
+    tokio::fs::create_dir_all(&task.result_dir)
+        .await
+        .map_err(|error| ApiError::Internal(format!("creating {}: {error}", task.result_dir)))?;
     let end = EndWhen::TaskEnded(id);
     follow(&state, path, resume_after(&headers), end)
 }

@@ -379,6 +379,8 @@ async fn task_detail_shows_every_hook_the_timeline_and_the_log_tail() {
     let server = Server::start(Settings::default()).await;
     let id = server.submit("echo_task").await;
     let task = server.coordinator.task(id).await.unwrap();
+    // The directory appears when the task starts; write its log as if it had.
+    std::fs::create_dir_all(&task.result_dir).unwrap();
     let lines: String = (1..=3000)
         .map(|index| format!("output line {index}\n"))
         .collect();
