@@ -19,7 +19,6 @@ mod bridge;
 pub mod cmd;
 pub mod error;
 mod lifecycle;
-mod logging;
 mod notify;
 mod shell;
 pub mod tray;
@@ -74,8 +73,7 @@ pub fn run() -> ExitCode {
     {
         arguments.remove(1);
         let cli = WorkerCli::parse_from(arguments);
-        blanket_worker::cli::run(cli.worker, |logfile| logging::init("info", logfile))
-            .map(|()| ExitCode::SUCCESS)
+        blanket_worker::cli::run(cli.worker).map(|()| ExitCode::SUCCESS)
     } else {
         run_desktop()
     };
@@ -113,7 +111,7 @@ fn run_desktop() -> anyhow::Result<ExitCode> {
     let config = Config::load(None, |name| std::env::var(name).ok(), Settings::default())
         .context("reading the configuration")?;
     config.validate().context("checking the configuration")?;
-    logging::init(&config.log_level, None)?;
+    blanket_worker::logging::init(&config.log_level, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,7 +5,6 @@
 mod client;
 mod commands;
 mod ids;
-mod logging;
 mod output;
 mod serve;
 mod sse;

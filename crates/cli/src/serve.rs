@@ -58,7 +58,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .context("reading the configuration")?;
     config.validate().context("checking the configuration")?;
-    crate::logging::init(&config.log_level, None)?;
+    blanket_worker::logging::init(&config.log_level, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

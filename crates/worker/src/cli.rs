@@ -1,11 +1,11 @@
 //! The `worker` subcommand shared by the `blanket` and `blanket-desktop` binaries: its flags,
 //! signal handling and `--daemon`. It is the binary half of this crate (anyhow errors, clap
-//! flags) over `run`, which takes plain `WorkerOptions`; it installs no logging itself.
+//! flags) over `run`, which takes plain `WorkerOptions`; it installs the worker's logging.
 //! The first SIGTERM or Ctrl-C lets the current task finish (like `PUT /worker/:id/stop`), a
 //! second kills it; `--daemon` starts the same command detached and returns at once.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::Context;
@@ -49,10 +49,7 @@ pub struct WorkerArgs {
 ///
 /// # Errors
 /// A bad flag, a log file that cannot be opened, or a coordinator that refuses the worker.
-pub fn run(
-    args: WorkerArgs,
-    init_logging: impl FnOnce(Option<&Path>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     if !(args.check_interval.is_finite() && args.check_interval >= 0.5) {
         anyhow::bail!(
             "--check-interval {} is too small: give at least 0.5 seconds",
@@ -62,7 +59,7 @@ pub fn run(
     if args.daemon {
         return daemonize();
     }
-    init_logging(args.logfile.as_deref())?;
+    crate::logging::init("info", args.logfile.as_deref())?;
     let options = WorkerOptions {
         server_url: args.server.trim_end_matches('/').to_string(),
         id: args.id.unwrap_or_else(WorkerId::generate),

@@ -4,6 +4,7 @@
 
 pub mod cli;
 mod client;
+pub mod logging;
 mod prepare;
 mod supervise;
 

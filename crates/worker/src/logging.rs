@@ -1,5 +1,6 @@
-//! Installs the `tracing` subscriber for a command: to stderr (coloured on a terminal), or
-//! appended to a log file for a worker that has one. `RUST_LOG` overrides the level.
+//! Installs the `tracing` subscriber for the binaries that embed a worker (`blanket`,
+//! `blanket-desktop`): to stderr (coloured on a terminal), or appended to a worker's log file.
+//! One implementation for both, so their logs look alike; `RUST_LOG` overrides the level.
 
 use std::path::Path;
 
