@@ -1131,6 +1131,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use proptest::prelude::*;
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -1797,5 +1798,143 @@ when_focused = true
         std::fs::write(&path, sqlite).unwrap();
         check_database_file(&path).unwrap();
         assert!(invalid(check_database_file(dir.path())).contains("is a folder"));
+    }
+
+    const ENV_NAMES: [&str; 12] = [
+        "BLANKET_PORT",
+        "BLANKET_BIND",
+        "BLANKET_DATA_DIR",
+        "BLANKET_TYPES_DIR",
+        "BLANKET_TOKEN",
+        "BLANKET_WORKERS",
+        "BLANKET_LEASE_SECONDS",
+        "BLANKET_KEEPALIVE_SECONDS",
+        "BLANKET_NOTIFY_MODE",
+        "BLANKET_NOTIFY_MIN_SECONDS",
+        "BLANKET_NOTIFY_WHEN_FOCUSED",
+        "BLANKET_LOG",
+    ];
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u16>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,12}|~/[a-z]{0,4}|[0-9.:]{0,10}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        prop::sample::select(vec![
+                            "port",
+                            "database",
+                            "tasks",
+                            "typesPaths",
+                            "resultsPath",
+                            "workers",
+                            "logfileNameTemplate",
+                            "logLevel"
+                        ])
+                        .prop_map(str::to_owned),
+                        "\\PC{0,6}",
+                    ],
+                    inner,
+                    0..4,
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn toml_value() -> impl Strategy<Value = toml::Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(toml::Value::Integer),
+            any::<u16>().prop_map(|port| toml::Value::Integer(i64::from(port))),
+            any::<bool>().prop_map(toml::Value::Boolean),
+            "\\PC{0,12}|~/[a-z]{0,4}|[0-9.:]{0,10}".prop_map(toml::Value::String),
+        ];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(toml::Value::Array),
+                prop::collection::btree_map(
+                    "mode|min_seconds|when_focused|[a-z]{1,4}",
+                    inner,
+                    0..3
+                )
+                .prop_map(|map| toml::Value::Table(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn toml_file() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            prop::sample::select(vec![
+                "port",
+                "bind",
+                "data_dir",
+                "database",
+                "results_dir",
+                "types_dirs",
+                "token",
+                "local_workers",
+                "worker_tags",
+                "worker_logfile_template",
+                "log_level",
+                "lease_seconds",
+                "keepalive_seconds",
+                "max_upload_bytes",
+                "max_json_bytes",
+                "allowed_hosts",
+                "notify",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_]{1,8}",
+        ];
+        prop::collection::btree_map(key, toml_value(), 0..6)
+            .prop_map(|map| toml::to_string(&map.into_iter().collect::<toml::Table>()).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn any_toml_text_is_read_or_refused_naming_the_file(text in "\\PC{0,60}|[a-z_ =\"'\\[\\]{}.\n0-9#~/]{0,80}", shaped in toml_file()) {
+            for text in [&text, &shaped] {
+                if let Err(error) = settings_from_toml(text, Path::new("/etc/blanket/config.toml"), Path::new("/etc/blanket")) {
+                    prop_assert!(error.to_string().contains("/etc/blanket/config.toml"), "{error}");
+                }
+            }
+        }
+
+        #[test]
+        fn any_old_json_is_read_or_refused_naming_the_file(text in "\\PC{0,60}|[{}\\[\\]\":,0-9a-zA-Z. ]{0,80}", shaped in json_value()) {
+            for text in [text, shaped.to_string()] {
+                if let Err(error) = settings_from_old_json(&text, Path::new("/etc/blanket/config.json"), Path::new("/etc/blanket")) {
+                    prop_assert!(error.to_string().contains("/etc/blanket/config.json"), "{error}");
+                }
+            }
+        }
+
+        #[test]
+        fn a_port_reads_the_same_from_toml_and_old_json(port in any::<u16>()) {
+            let folder = Path::new("/etc/blanket");
+            let toml = settings_from_toml(&format!("port = {port}"), &folder.join("config.toml"), folder).unwrap();
+            let json = settings_from_old_json(&format!("{{\"port\": {port}}}"), &folder.join("config.json"), folder).unwrap();
+            prop_assert_eq!(toml.port, Some(port));
+            prop_assert_eq!(json.port, Some(port));
+        }
+
+        #[test]
+        fn any_environment_is_read_or_refused_naming_the_variable(
+            values in prop::collection::btree_map(prop::sample::select(ENV_NAMES.to_vec()), "\\PC{0,16}|[0-9.:]{0,8}| *[a-z]{0,6} *", 0..6)
+        ) {
+            let lookup = |name: &str| values.get(name).cloned();
+            if let Err(error) = Settings::from_env(lookup) {
+                let message = error.to_string();
+                prop_assert!(values.keys().any(|name| message.contains(name)), "{message}");
+            }
+        }
     }
 }

@@ -232,6 +232,8 @@ fn parse_flag(parameter: &str, value: &str) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn filter(query: &[(&'static str, &'static str)]) -> Result<TaskFilter> {
@@ -476,6 +478,127 @@ mod tests {
             assert!(error.contains("unix seconds"), "{error}");
             assert!(error.contains("RFC 3339"), "{error}");
             assert!(error.contains("2024/05/01"), "{error}");
+        }
+    }
+
+    const KEYS: [&str; 10] = [
+        "states",
+        "types",
+        "requiredTags",
+        "maxTags",
+        "createdAfter",
+        "createdBefore",
+        "limit",
+        "offset",
+        "reverseSort",
+        "count",
+    ];
+
+    /// Distinct list items in the order first given, as the parser keeps them.
+    fn distinct(items: Vec<String>) -> Vec<String> {
+        let mut kept: Vec<String> = Vec::new();
+        for item in items {
+            if !kept.contains(&item) {
+                kept.push(item);
+            }
+        }
+        kept
+    }
+
+    fn names() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec("[a-z0-9_.-]{1,8}", 0..4).prop_map(distinct)
+    }
+
+    prop_compose! {
+        fn any_filter()(
+            states in prop::sample::subsequence(TaskState::ALL.to_vec(), 0..=TaskState::ALL.len()).prop_shuffle(),
+            types in names(),
+            required_tags in names(),
+            max_tags in prop::option::of(names().prop_filter("an empty maxTags is no filter", |tags| !tags.is_empty())),
+            created_after in prop::option::of(any::<i64>()),
+            created_before in prop::option::of(any::<i64>()),
+            limit in 0..=MAX_LIMIT,
+            offset in any::<usize>(),
+            reverse in any::<bool>(),
+        ) -> TaskFilter {
+            TaskFilter { states, types, required_tags, max_tags, created_after, created_before, limit, offset, reverse }
+        }
+    }
+
+    /// The query a client writes for `filter`: lists as CSV, times as unix seconds.
+    fn canonical_query(filter: &TaskFilter) -> Vec<(&'static str, String)> {
+        let mut query = vec![
+            (
+                "states",
+                filter
+                    .states
+                    .iter()
+                    .map(|state| state.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("types", filter.types.join(",")),
+            ("requiredTags", filter.required_tags.join(",")),
+            ("limit", filter.limit.to_string()),
+            ("offset", filter.offset.to_string()),
+            ("reverseSort", filter.reverse.to_string()),
+        ];
+        if let Some(max_tags) = &filter.max_tags {
+            query.push(("maxTags", max_tags.join(",")));
+        }
+        if let Some(seconds) = filter.created_after {
+            query.push(("createdAfter", seconds.to_string()));
+        }
+        if let Some(seconds) = filter.created_before {
+            query.push(("createdBefore", seconds.to_string()));
+        }
+        query
+    }
+
+    proptest! {
+        #[test]
+        fn any_query_parses_or_is_refused_without_panicking(
+            pairs in prop::collection::vec(
+                (prop_oneof![prop::sample::select(KEYS.to_vec()).prop_map(str::to_owned), "\\PC{0,6}"], "\\PC{0,24}|[0-9 ,:/TZ+-]{0,24}"),
+                0..8,
+            )
+        ) {
+            let parsed = TaskFilter::from_query_pairs(pairs.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+            if let Ok(filter) = parsed {
+                prop_assert!(filter.limit <= MAX_LIMIT);
+            }
+        }
+
+        #[test]
+        fn a_filters_canonical_query_parses_back_equal(filter in any_filter()) {
+            let query = canonical_query(&filter);
+            let parsed = TaskFilter::from_query_pairs(query.iter().map(|(key, value)| (*key, value.as_str()))).unwrap();
+            prop_assert_eq!(parsed, filter);
+        }
+
+        #[test]
+        fn any_time_text_parses_or_is_refused_without_panicking(text in "\\PC{0,32}|[0-9]{1,4}[-/][0-9]{1,2}[-/][0-9]{1,2}([T ][0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?") {
+            let _ = parse_time(&text);
+        }
+
+        #[test]
+        fn every_written_form_of_a_moment_parses_to_its_second(seconds in 0..=253_402_300_799_i64) {
+            let moment = OffsetDateTime::from_unix_timestamp(seconds).unwrap();
+            let to_minute = seconds - seconds.rem_euclid(60);
+            let to_day = seconds - seconds.rem_euclid(86_400);
+            let forms = [
+                (moment.format(&Rfc3339).unwrap(), seconds),
+                (moment.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]")).unwrap(), seconds),
+                (moment.format(format_description!("[year]/[month]/[day] [hour]:[minute]:[second]")).unwrap(), seconds),
+                (moment.format(format_description!("[year]-[month]-[day]T[hour]:[minute]")).unwrap(), to_minute),
+                (moment.format(format_description!("[year]/[month]/[day] [hour]:[minute]")).unwrap(), to_minute),
+                (moment.format(format_description!("[year]-[month]-[day]")).unwrap(), to_day),
+                (moment.format(format_description!("[year]/[month]/[day]")).unwrap(), to_day),
+                (seconds.to_string(), seconds),
+            ];
+            for (text, expected) in forms {
+                prop_assert_eq!(parse_time(&text).unwrap(), expected, "{}", text);
+            }
         }
     }
 }

@@ -161,6 +161,8 @@ id_type!(WorkerId, "worker");
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -227,5 +229,33 @@ mod tests {
     fn none_id_is_all_zeros() {
         assert_eq!(WorkerId::NONE.to_string(), "0".repeat(24));
         assert!(WorkerId::NONE.is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn any_id_round_trips_through_display_and_parse(bytes: [u8; 12]) {
+            let id = TaskId(RawId(bytes));
+            let shown = id.to_string();
+            prop_assert_eq!(shown.len(), 24);
+            prop_assert!(shown.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')));
+            prop_assert_eq!(shown.parse::<TaskId>().unwrap(), id);
+            prop_assert_eq!(shown.to_ascii_uppercase().parse::<TaskId>().unwrap(), id);
+            let worker: WorkerId = shown.parse().unwrap();
+            prop_assert_eq!(worker.to_string(), shown);
+        }
+
+        #[test]
+        fn parse_accepts_exactly_24_hex_characters(text in "\\PC{0,30}|[0-9a-fA-F]{22,26}") {
+            let is_id = text.len() == 24 && text.bytes().all(|byte| byte.is_ascii_hexdigit());
+            prop_assert_eq!(text.parse::<TaskId>().is_ok(), is_id);
+            prop_assert_eq!(text.parse::<WorkerId>().is_ok(), is_id);
+        }
+
+        #[test]
+        fn lowest_at_keeps_the_second_it_was_given(seconds in 0..=i64::from(u32::MAX)) {
+            let id = TaskId::lowest_at(seconds);
+            prop_assert_eq!(id.created_seconds(), seconds);
+            prop_assert_eq!(id.to_string().parse::<TaskId>().unwrap(), id);
+        }
     }
 }

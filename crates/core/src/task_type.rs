@@ -742,6 +742,8 @@ fn toml_to_json(value: toml::Value) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// The example of API.md's "Task type file" section, verbatim.
@@ -1183,5 +1185,126 @@ name = \"B\"
         seed_examples(&dir).unwrap();
         assert!(!dir.join("echo_task.toml").exists());
         assert_eq!(Catalog::load(&[dir]).len(), BUNDLED_EXAMPLES.len() - 1);
+    }
+
+    fn toml_value() -> impl Strategy<Value = toml::Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(toml::Value::Integer),
+            prop_oneof![Just(0_i64), Just(-1), Just(1), Just(i64::MAX)]
+                .prop_map(toml::Value::Integer),
+            any::<bool>().prop_map(toml::Value::Boolean),
+            any::<f64>().prop_map(toml::Value::Float),
+            "\\PC{0,12}|[A-Z_]{0,4}|\\{\\{[. A-Z]{0,5}\\}?\\}?|~/[a-z*]{0,4}"
+                .prop_map(toml::Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(toml::Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("name".to_owned()),
+                        Just("value".to_owned()),
+                        Just("description".to_owned()),
+                        Just("type".to_owned()),
+                        "[a-z_]{1,6}"
+                    ],
+                    inner,
+                    0..4,
+                )
+                .prop_map(|map| toml::Value::Table(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A type file with the known keys (and some unknown ones) holding values of any shape.
+    fn type_file() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            prop::sample::select(vec![
+                "description",
+                "tags",
+                "executor",
+                "timeout",
+                "command",
+                "environment",
+                "files_to_include",
+                "requeue_on_lost"
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_]{1,8}",
+        ];
+        let environment = prop::collection::btree_map(
+            prop::sample::select(vec!["default", "required", "optional"]).prop_map(str::to_owned),
+            prop::collection::vec(
+                prop::collection::btree_map(
+                    prop::sample::select(vec!["name", "value", "description", "type"])
+                        .prop_map(str::to_owned),
+                    toml_value(),
+                    0..4,
+                )
+                .prop_map(|map| toml::Value::Table(map.into_iter().collect())),
+                0..4,
+            )
+            .prop_map(toml::Value::Array),
+            0..3,
+        )
+        .prop_map(|map| toml::Value::Table(map.into_iter().collect()));
+        (
+            prop::collection::btree_map(key, toml_value(), 0..8),
+            prop::option::of(environment),
+        )
+            .prop_map(|(mut table, environment)| {
+                if let Some(environment) = environment {
+                    table.insert("environment".to_owned(), environment);
+                }
+                toml::to_string(&table.into_iter().collect::<toml::Table>()).unwrap()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_loads_or_is_refused_with_a_message(source in "\\PC{0,60}|[a-z_ =\"'\\[\\]{}.\n0-9#]{0,80}") {
+            if let Err(error) = parse_type(Path::new("/types/fuzz.toml"), &source, 0) {
+                prop_assert!(!error.to_string().is_empty());
+            }
+        }
+
+        #[test]
+        fn any_shaped_type_file_loads_or_is_refused_with_a_message(source in type_file()) {
+            match parse_type(Path::new("/types/fuzz.toml"), &source, 0) {
+                Ok(loaded) => prop_assert!(loaded.spec.timeout > 0, "{source}"),
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn a_well_formed_type_file_keeps_its_values(
+            description in "\\PC{0,30}",
+            tags in prop::collection::vec("\\PC{1,8}", 0..4),
+            timeout in 1..=u64::from(u32::MAX),
+            text in "[^{}]{0,20}",
+            names in prop::collection::btree_set("[A-Za-z_][A-Za-z0-9_]{0,8}", 0..4),
+        ) {
+            let command = names.iter().fold(text, |command, name| format!("{command} {{{{.{name}}}}}"));
+            let defaults: Vec<toml::Value> = names
+                .iter()
+                .map(|name| toml::Value::Table([("name".to_owned(), toml::Value::String(name.clone()))].into_iter().collect()))
+                .collect();
+            let mut table = toml::Table::new();
+            table.insert("description".to_owned(), toml::Value::String(description.clone()));
+            table.insert("tags".to_owned(), toml::Value::Array(tags.iter().cloned().map(toml::Value::String).collect()));
+            table.insert("timeout".to_owned(), toml::Value::Integer(i64::try_from(timeout).unwrap()));
+            table.insert("command".to_owned(), toml::Value::String(command.clone()));
+            table.insert(
+                "environment".to_owned(),
+                toml::Value::Table([("default".to_owned(), toml::Value::Array(defaults))].into_iter().collect()),
+            );
+            let source = toml::to_string(&table).unwrap();
+            let loaded = parse_type(Path::new("/types/fuzz.toml"), &source, 0).unwrap();
+            prop_assert_eq!(loaded.spec.description, description);
+            prop_assert_eq!(loaded.spec.tags, tags);
+            prop_assert_eq!(loaded.spec.timeout, timeout);
+            prop_assert_eq!(loaded.spec.command, command);
+            prop_assert_eq!(loaded.spec.name, "fuzz");
+        }
     }
 }

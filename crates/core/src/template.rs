@@ -184,6 +184,8 @@ fn snippet(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn environment(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -322,6 +324,63 @@ mod tests {
                     let _ = referenced_names(&template);
                 }
             }
+        }
+    }
+
+    /// A template piece: text without braces, or a reference to one of a few names, spaced
+    /// the ways old type files space them.
+    fn piece() -> impl Strategy<Value = (String, Option<String>)> {
+        prop_oneof![
+            "[a-z0-9 $.}\n'\"-]{0,12}".prop_map(|text| (text, None)),
+            ("[A-C]", "[ ]{0,2}", "[ ]{0,2}").prop_map(|(name, before, after)| {
+                (format!("{{{{{before}.{name}{after}}}}}"), Some(name))
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_renders_or_fails_without_panicking(
+            template in "(\\PC|\\{\\{|\\}\\}|\\{\\{\\.|[ .A-Z_])*",
+            value in "\\PC{0,8}",
+        ) {
+            let environment = environment(&[("A", &value), ("NAME", &value)]);
+            let rendered = render(&template, &environment);
+            prop_assert_eq!(rendered.is_ok(), check(&template).is_ok());
+            prop_assert_eq!(rendered.is_err(), error_offset(&template).is_some());
+            if let Some(offset) = error_offset(&template) {
+                prop_assert!(template.is_char_boundary(offset) && offset < template.len());
+            }
+            let _ = referenced_names(&template);
+        }
+
+        #[test]
+        fn render_replaces_every_reference_to_a_defined_name(
+            pieces in prop::collection::vec(piece(), 0..10),
+            values in prop::collection::btree_map("[A-C]", "[a-z {}.]{0,6}", 0..3),
+        ) {
+            let template: String = pieces.iter().map(|(text, _)| text.as_str()).collect();
+            let expected: String = pieces
+                .iter()
+                .map(|(text, name)| match name {
+                    Some(name) => values.get(name).cloned().unwrap_or_default(),
+                    None => text.clone(),
+                })
+                .collect();
+            let rendered = render(&template, &values).unwrap();
+            prop_assert_eq!(&rendered, &expected);
+            for name in values.keys() {
+                let reference = format!("{{{{.{name}}}}}");
+                // Values hold no capitals, so only an unreplaced reference could spell one.
+                prop_assert!(!rendered.contains(&reference), "{rendered:?}");
+            }
+            let mut names: Vec<String> = Vec::new();
+            for name in pieces.iter().filter_map(|(_, name)| name.clone()) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            prop_assert_eq!(referenced_names(&template), names);
         }
     }
 }

@@ -124,6 +124,8 @@ fn shown(name: &str) -> String {
 mod tests {
     use std::path::Path;
 
+    use proptest::prelude::*;
+
     use super::*;
 
     fn refused(name: &str) -> String {
@@ -268,5 +270,61 @@ mod tests {
         }
         assert!(safe_relative_path("inputs/blanket.stdout.log").is_ok());
         assert!(safe_relative_path("blanket.stdout.log.bak").is_ok());
+    }
+
+    /// One path component as a hostile client might write it.
+    fn component() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just(".".to_owned()),
+            Just("..".to_owned()),
+            Just("~".to_owned()),
+            Just("C:".to_owned()),
+            "[a-z0-9._-]{1,12}",
+            "\\PC{1,8}",
+            "[\\x00-\\x1f\\\\/:]{1,3}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_name_never_leaves_the_task_directory(
+            name in prop_oneof![
+                "\\PC{0,40}",
+                prop::collection::vec(component(), 1..6).prop_map(|parts| parts.join("/")),
+                prop::collection::vec(component(), 1..4).prop_map(|parts| format!("/{}", parts.join("/"))),
+            ]
+        ) {
+            if let Ok(path) = safe_relative_path(&name) {
+                prop_assert!(path.is_relative(), "{name:?}");
+                prop_assert!(
+                    path.components().all(|part| matches!(part, Component::Normal(_))),
+                    "{name:?} -> {path:?}"
+                );
+                let task_dir = Path::new("/data/results/task");
+                prop_assert!(task_dir.join(&path).starts_with(task_dir));
+                prop_assert!(name.len() <= MAX_NAME_BYTES);
+                prop_assert!(!name.split('/').any(|part| part == ".." || part == "." || part.is_empty()));
+                prop_assert!(!name.chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn plain_relative_names_are_kept_as_written(
+            parts in prop::collection::vec("[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,15}", 1..5)
+        ) {
+            let name = parts.join("/");
+            prop_assume!(!RESERVED_NAMES.iter().any(|reserved| reserved.eq_ignore_ascii_case(&name)));
+            prop_assert_eq!(safe_relative_path(&name).unwrap(), PathBuf::from(&name));
+        }
+
+        #[test]
+        fn names_with_a_dot_dot_component_are_refused(
+            before in prop::collection::vec("[a-z]{1,5}", 0..3),
+            after in prop::collection::vec("[a-z]{1,5}", 0..3),
+        ) {
+            let name = before.iter().map(String::as_str).chain([".."]).chain(after.iter().map(String::as_str)).collect::<Vec<_>>().join("/");
+            prop_assert!(safe_relative_path(&name).is_err(), "{name:?}");
+        }
     }
 }
