@@ -234,9 +234,19 @@ fn commit_batch(connection: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
         return;
     }
     let mut completions = Vec::with_capacity(batch.len());
-    for job in batch.drain(..) {
+    let mut jobs = batch.drain(..);
+    let mut transaction_lost = false;
+    for job in jobs.by_ref() {
         let savepoint_started = connection.execute_batch("SAVEPOINT job").is_ok();
         let (keep, completion) = job.run(connection);
+        completions.push(completion);
+        if connection.is_autocommit() {
+            // SQLite rolls the whole transaction back after some errors (disk full, I/O
+            // error): the jobs before are undone, and one run after would commit on its own
+            // while its caller is told the batch failed.
+            transaction_lost = true;
+            break;
+        }
         if savepoint_started {
             let end = if keep {
                 "RELEASE job"
@@ -247,12 +257,18 @@ fn commit_batch(connection: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
                 tracing::error!(error = %error, "database savepoint could not end");
             }
         }
-        completions.push(completion);
     }
-    let committed = connection.execute_batch("COMMIT").map_err(|error| {
-        let _ = connection.execute_batch("ROLLBACK");
-        write_failure(&error)
-    });
+    for job in jobs {
+        job.fail(rolled_back());
+    }
+    let committed = if transaction_lost {
+        Err(rolled_back())
+    } else {
+        connection.execute_batch("COMMIT").map_err(|error| {
+            let _ = connection.execute_batch("ROLLBACK");
+            write_failure(&error)
+        })
+    };
     if let Err(error) = &committed {
         tracing::error!(error = %error, "database commit failed");
     }
@@ -275,6 +291,13 @@ fn write_failure(error: &rusqlite::Error) -> Error {
     Error::Unavailable(format!(
         "the database cannot take writes ({error}): check that the data directory is writable and the disk has room"
     ))
+}
+
+/// The answer to the jobs of a batch whose transaction SQLite rolled back on its own.
+fn rolled_back() -> Error {
+    Error::Unavailable(
+        "the database cannot take writes (a write failed and SQLite rolled the transaction back): check that the data directory is writable and the disk has room".into(),
+    )
 }
 
 /// Maps a SQLite failure to what the caller can do about it.
@@ -309,6 +332,8 @@ fn sql_error(error: rusqlite::Error) -> Error {
             ErrorCode::DiskFull
             | ErrorCode::ReadOnly
             | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
             | ErrorCode::DatabaseBusy
             | ErrorCode::DatabaseLocked,
         ) => write_failure(&error),
@@ -322,4 +347,82 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job that inserts setting `key`, and the receiver of its answer.
+    fn insert_setting(key: &'static str) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<()>>) {
+        let (reply, answer) = oneshot::channel();
+        let work = move |connection: &Connection| {
+            connection
+                .execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [key])
+                .map(|_| ())
+                .map_err(sql_error)
+        };
+        (Box::new(Job { work, reply }), answer)
+    }
+
+    #[test]
+    fn disk_full_read_only_and_io_errors_are_unavailable_and_say_what_to_check() {
+        for (code, cause) in [
+            (rusqlite::ffi::SQLITE_FULL, "full"),
+            (rusqlite::ffi::SQLITE_READONLY, "readonly"),
+            (rusqlite::ffi::SQLITE_IOERR_WRITE, "writing to disk"),
+            (rusqlite::ffi::SQLITE_CANTOPEN, "open"),
+        ] {
+            let error = sql_error(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ));
+            let message = error.to_string();
+            assert!(matches!(error, Error::Unavailable(_)), "{code}: {message}");
+            assert!(message.contains(cause), "{message}");
+            assert!(
+                message.contains("writable") && message.contains("room"),
+                "{message}"
+            );
+        }
+        let constraint = sql_error(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        ));
+        assert!(matches!(constraint, Error::Internal(_)), "{constraint}");
+    }
+
+    #[test]
+    fn a_batch_whose_transaction_sqlite_rolled_back_commits_none_of_its_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blanket.db");
+        let mut connection = Connection::open(&path).unwrap();
+        configure(&connection).unwrap();
+        schema::migrate(&mut connection, &path).unwrap();
+        let (before, before_answer) = insert_setting("before");
+        // What SQLite does on its own after a disk-full or I/O error inside a statement.
+        let (reply, failing_answer) = oneshot::channel::<Result<()>>();
+        let failing: Box<dyn WriteJob> = Box::new(Job {
+            work: |connection: &Connection| {
+                connection.execute_batch("ROLLBACK").map_err(sql_error)?;
+                Err(Error::Unavailable("disk I/O error".into()))
+            },
+            reply,
+        });
+        let (after, after_answer) = insert_setting("after");
+        commit_batch(&connection, &mut vec![before, failing, after]);
+        for answer in [before_answer, failing_answer, after_answer] {
+            let error = answer.blocking_recv().unwrap().unwrap_err();
+            assert!(matches!(error, Error::Unavailable(_)), "{error}");
+            assert!(error.to_string().contains("writable"), "{error}");
+        }
+        let stored: i64 = connection
+            .query_row("SELECT COUNT(*) FROM settings", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(stored, 0, "a job of the failed batch was committed");
+        // The connection takes the next batch as usual.
+        let (again, again_answer) = insert_setting("again");
+        commit_batch(&connection, &mut vec![again]);
+        again_answer.blocking_recv().unwrap().unwrap();
+    }
 }
