@@ -3,6 +3,7 @@
 //! SSE framing matter). It never uses `cargo run`, the user's own folders or a fixed port.
 
 pub mod cli;
+pub mod proof;
 pub mod workers;
 
 use std::ffi::OsString;
@@ -117,6 +118,11 @@ impl Sandbox {
         self.root.path().join("data")
     }
 
+    /// The SQLite file in the data dir (the server's default `database`).
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir().join("blanket.db")
+    }
+
     /// Writes `files` (name, text) into a new folder `name` of the sandbox and returns it.
     pub fn write_folder(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
         let dir = self.root.path().join(name);
@@ -163,6 +169,11 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
+    /// The sandbox the server will run in, to prepare before it starts.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
     /// Adds `--types-dir` with a new sandbox folder holding `files` (name, TOML text).
     pub fn types(mut self, files: &[(&str, &str)]) -> ServerBuilder {
         let dir = self.sandbox.write_folder("types", files);
@@ -326,6 +337,18 @@ impl Server {
         let reply = self.post_json("/task/", &body.to_string());
         reply.expect_status(201);
         reply.json()
+    }
+
+    /// Submits `body` `count` times, asserting 201 each time, and returns the ids.
+    pub fn submit_many(&self, body: &Value, count: usize) -> Vec<String> {
+        (0..count)
+            .map(|_| {
+                self.submit(body)["id"]
+                    .as_str()
+                    .expect("a submitted task has an id")
+                    .to_string()
+            })
+            .collect()
     }
 
     /// Registers a new worker with `tags` and returns its id.
