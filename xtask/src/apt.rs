@@ -30,7 +30,9 @@ impl Purpose {
             Purpose::Build => &["build-essential", "pkg-config"],
             // The browser suites (tests/browser): Debian's chromium, driven by playwright-core
             // under node; `npm ci` installs playwright-core (it downloads no browser).
-            Purpose::Tests => &["chromium", "nodejs", "npm"],
+            // e2fsprogs: `chattr`, with which the reliability suite makes the data dir
+            // unwritable even for root.
+            Purpose::Tests => &["chromium", "nodejs", "npm", "e2fsprogs"],
             Purpose::Desktop => &[
                 "libwebkit2gtk-4.1-dev",
                 "libgtk-3-dev",
@@ -229,7 +231,14 @@ mod tests {
     fn wanted_packages_lists_each_package_once_in_order() {
         assert_eq!(
             wanted_packages(&[Purpose::Build, Purpose::Tests, Purpose::Build]),
-            ["build-essential", "pkg-config", "chromium", "nodejs", "npm"]
+            [
+                "build-essential",
+                "pkg-config",
+                "chromium",
+                "nodejs",
+                "npm",
+                "e2fsprogs"
+            ]
         );
     }
 

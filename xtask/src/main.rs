@@ -6,6 +6,7 @@
 mod apt;
 mod bench;
 mod process;
+mod proof;
 mod run;
 mod test;
 mod toolchain;
@@ -27,6 +28,9 @@ commands:
   bench [--quick] build in release mode, measure the server against its
                   performance goals and write docs/benchmarks.md
                   (--quick: a one-minute smoke run, report in target/bench)
+  proof [--full]  run the reliability proof (crash loop, claims, lost workers,
+                  slow SSE clients, disk trouble) with CI's small counts, or
+                  the full ones; needs root for the disk-trouble tests
   help            print this text
 
 See docs/development.md.
@@ -72,6 +76,7 @@ fn run_command() -> Result<()> {
             test::test()
         }
         Some("bench") => bench::bench(&rest),
+        Some("proof") => proof::proof(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
