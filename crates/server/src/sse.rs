@@ -4,17 +4,20 @@
 //! goes, and every stream ends when the server shuts down.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderValue;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use blanket_core::hub::{Nudges, Topic};
+use bytes::Bytes;
+use futures_util::FutureExt as _;
 use futures_util::stream::{self, Stream};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use crate::{ApiError, AppState};
@@ -72,60 +75,104 @@ pub async fn workers_changes(State(state): State<AppState>) -> Result<Response, 
 
 fn changes(state: &AppState, topic: Topic) -> Result<Response, ApiError> {
     let slot = state.streams.acquire(state.options.max_streams)?;
-    let name = topic.event_name().unwrap_or_default();
-    let nudges = state.coordinator.hub().subscribe(topic);
-    let stream = change_events(nudges, name, state.shutdown.clone(), slot);
-    let mut response = Sse::new(stream)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(state.options.keepalive)
-                .text("keepalive"),
-        )
-        .into_response();
-    // Proxies must pass events through as they come.
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    let stream = ChangeStream {
+        event: change_event(topic),
+        nudges: state.coordinator.hub().subscribe(topic),
+        shutdown: state.shutdown.clone(),
+        keepalive: state.options.keepalive,
+        _slot: slot,
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Proxies must pass events through as they come.
+            (HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(stream.events()),
+    )
+        .into_response())
 }
+
+/// A topic's whole event, encoded once per stream: each change then costs a stream a
+/// reference-count bump, a wake-up and a write, with nothing formatted or allocated.
+fn change_event(topic: Topic) -> Bytes {
+    let name = topic.event_name().unwrap_or_default();
+    Bytes::from(format!("event: {name}\ndata: {name}\n\n"))
+}
+
+/// The comment line an idle stream sends so proxies and browsers keep it open.
+const KEEPALIVE: Bytes = Bytes::from_static(b": keepalive\n\n");
 
 /// The shortest time between two change events of one stream. Changes within it go out as
 /// one event at its end, so a burst of submits costs a page a few reloads instead of one per
 /// task, while a lone change still goes out at once.
 const MIN_EVENT_GAP: Duration = Duration::from_millis(50);
 
-/// The first event at once, then one per (coalesced) change, until the hub or the server
-/// goes away.
-fn change_events(
+/// One open stream: its topic's event, its hub subscription and its slot.
+struct ChangeStream {
+    event: Bytes,
     nudges: Nudges,
-    name: &'static str,
     shutdown: CancellationToken,
-    slot: StreamSlot,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold(
-        (nudges, None, slot),
-        move |(mut nudges, last_sent, slot): (Nudges, Option<Instant>, StreamSlot)| {
-            let shutdown = shutdown.clone();
-            async move {
-                if let Some(last_sent) = last_sent {
-                    // Changes that arrive during the gap are merged by the hub's slot.
-                    let next_change = async {
-                        tokio::time::sleep_until(last_sent + MIN_EVENT_GAP).await;
-                        nudges.changed().await
-                    };
-                    let alive = tokio::select! {
-                        alive = next_change => alive,
-                        () = shutdown.cancelled() => false,
-                    };
-                    if !alive {
-                        return None;
+    keepalive: Duration,
+    _slot: StreamSlot,
+}
+
+/// What a stream sends next.
+enum Next {
+    Change,
+    Keepalive,
+    End,
+}
+
+impl ChangeStream {
+    /// The first event at once, then one per (coalesced) change and a keepalive comment every
+    /// `keepalive`, until the client, the hub or the server goes away.
+    ///
+    /// Timers are armed only when needed: the keepalive deadline moves on only when it fires
+    /// (a comment soon after an event does no harm), and the gap is waited out only when a
+    /// change comes within it, so sparse changes cost no timer work at all.
+    fn events(self) -> impl Stream<Item = Result<Bytes, Infallible>> {
+        let keepalive_at = Instant::now() + self.keepalive;
+        let sleep = Box::pin(tokio::time::sleep_until(keepalive_at));
+        stream::unfold(
+            (self, sleep, None),
+            |(mut stream, mut keepalive, last_sent): (
+                ChangeStream,
+                Pin<Box<Sleep>>,
+                Option<Instant>,
+            )| async move {
+                let Some(last_sent) = last_sent else {
+                    let event = stream.event.clone();
+                    return Some((Ok(event), (stream, keepalive, Some(Instant::now()))));
+                };
+                let next = tokio::select! {
+                    alive = stream.nudges.changed() => if alive { Next::Change } else { Next::End },
+                    () = keepalive.as_mut() => Next::Keepalive,
+                    () = stream.shutdown.cancelled() => Next::End,
+                };
+                match next {
+                    Next::End => None,
+                    Next::Keepalive => {
+                        let period = stream.keepalive;
+                        keepalive.as_mut().reset(Instant::now() + period);
+                        Some((Ok(KEEPALIVE), (stream, keepalive, Some(last_sent))))
+                    }
+                    Next::Change => {
+                        let gap_ends = last_sent + MIN_EVENT_GAP;
+                        if Instant::now() < gap_ends {
+                            tokio::select! {
+                                () = tokio::time::sleep_until(gap_ends) => {}
+                                () = stream.shutdown.cancelled() => return None,
+                            }
+                            // The event about to go covers the changes made during the gap.
+                            let _ = stream.nudges.changed().now_or_never();
+                        }
+                        let event = stream.event.clone();
+                        Some((Ok(event), (stream, keepalive, Some(Instant::now()))))
                     }
                 }
-                Some((
-                    Ok(Event::default().event(name).data(name)),
-                    (nudges, Some(Instant::now()), slot),
-                ))
-            }
-        },
-    )
+            },
+        )
+    }
 }
