@@ -112,7 +112,7 @@ fn hostile_upload_names_are_400_and_write_nothing_anywhere() {
     let results = server.results_dir();
     let data_dir = server.data_dir();
     let sandbox = server.sandbox().root().to_path_buf();
-    let long_name = "n".repeat(2000);
+    let long_name = "n".repeat(5000);
     let hostile: Vec<Vec<u8>> = vec![
         b"../x".to_vec(),
         b"/etc/x".to_vec(),
@@ -145,6 +145,32 @@ fn hostile_upload_names_are_400_and_write_nothing_anywhere() {
     }
     assert_eq!(Path::new("/etc/x").exists(), etc_x_existed);
     assert_eq!(names_in(&results.join(".incoming")), Vec::<String>::new());
+    assert_eq!(server.get("/task/?count=true").text(), "0");
+}
+
+#[test]
+fn names_that_make_one_path_a_file_and_a_folder_are_400_and_write_nothing() {
+    let server = Server::start();
+    for (first, second) in [("x", "x/y"), ("x/y", "x"), ("in/a/b.csv", "in/a")] {
+        let reply = post_multipart(
+            &server,
+            &[
+                MultipartPart::field(b"data", WORDCOUNT.as_bytes()),
+                MultipartPart::file(b"words.txt", "words.txt", b"one"),
+                MultipartPart::file(first.as_bytes(), "first.bin", b"first"),
+                MultipartPart::file(second.as_bytes(), "second.bin", b"second"),
+            ],
+        );
+        let message = reply.error(400);
+        assert!(
+            message.contains("clash"),
+            "{first} then {second}: {message}"
+        );
+        assert_eq!(
+            names_in(&server.results_dir().join(".incoming")),
+            Vec::<String>::new()
+        );
+    }
     assert_eq!(server.get("/task/?count=true").text(), "0");
 }
 

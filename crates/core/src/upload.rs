@@ -2,7 +2,8 @@
 //! The one place that decides what a safe name is, so no upload can leave its directory;
 //! it only judges the name and never touches the file system.
 
-use std::path::{Component, PathBuf};
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -98,6 +99,47 @@ pub fn safe_relative_path(name: &str) -> Result<PathBuf> {
         return Err(refuse("it is not a plain relative path on this system"));
     }
     Ok(path)
+}
+
+/// The uploads of one submit so far, so that no two of them need the same path as a file and
+/// as a folder (`x` and `x/y`), which no file system can hold.
+#[derive(Debug, Default)]
+pub struct UploadNames {
+    files: BTreeSet<PathBuf>,
+}
+
+impl UploadNames {
+    /// The path `name` is saved under (see [`safe_relative_path`]), remembered for the
+    /// uploads that follow. A name given twice is the same file, written again.
+    ///
+    /// # Errors
+    /// What [`safe_relative_path`] refuses, and `Invalid` naming both uploads when one would
+    /// be a folder of the other.
+    pub fn accept(&mut self, name: &str) -> Result<PathBuf> {
+        let path = safe_relative_path(name)?;
+        let clash = self.files.iter().find(|earlier| {
+            *earlier != &path && (path.starts_with(earlier) || earlier.starts_with(&path))
+        });
+        if let Some(earlier) = clash {
+            let (file, folder) = if path.starts_with(earlier) {
+                (earlier.as_path(), path.as_path())
+            } else {
+                (path.as_path(), earlier.as_path())
+            };
+            return Err(Error::Invalid(format!(
+                "uploaded file names {} and {} clash: {} would have to be a file and a folder at once; rename one of them",
+                shown(&path_text(file)),
+                shown(&path_text(folder)),
+                shown(&path_text(file)),
+            )));
+        }
+        self.files.insert(path.clone());
+        Ok(path)
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 /// Whether `name` starts like `C:`, which Windows reads as a drive.
@@ -286,6 +328,24 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn a_name_that_is_both_a_file_and_a_folder_is_refused_naming_both() {
+        let mut names = UploadNames::default();
+        assert_eq!(names.accept("x").unwrap(), PathBuf::from("x"));
+        assert_eq!(names.accept("x").unwrap(), PathBuf::from("x"));
+        assert_eq!(names.accept("xy/z").unwrap(), PathBuf::from("xy/z"));
+        let message = match names.accept("x/y") {
+            Err(Error::Invalid(message)) => message,
+            other => panic!("expected x/y to be refused, got {other:?}"),
+        };
+        assert!(message.contains(r#""x" and "x/y" clash"#), "{message}");
+        let mut names = UploadNames::default();
+        names.accept("inputs/a/b.csv").unwrap();
+        assert!(names.accept("inputs/a").is_err());
+        assert!(names.accept("inputs").is_err());
+        assert!(names.accept("inputs/a/c.csv").is_ok());
+    }
+
     proptest! {
         #[test]
         fn an_accepted_name_never_leaves_the_task_directory(
@@ -316,6 +376,19 @@ mod tests {
             let name = parts.join("/");
             prop_assume!(!RESERVED_NAMES.iter().any(|reserved| reserved.eq_ignore_ascii_case(&name)));
             prop_assert_eq!(safe_relative_path(&name).unwrap(), PathBuf::from(&name));
+        }
+
+        #[test]
+        fn accepted_uploads_never_need_one_path_as_file_and_folder(
+            names in prop::collection::vec(prop::collection::vec("[ab]", 1..4).prop_map(|parts| parts.join("/")), 0..8)
+        ) {
+            let mut upload_names = UploadNames::default();
+            let accepted: Vec<PathBuf> = names.iter().filter_map(|name| upload_names.accept(name).ok()).collect();
+            for first in &accepted {
+                for second in &accepted {
+                    prop_assert!(first == second || !second.starts_with(first), "{first:?} and {second:?}");
+                }
+            }
         }
 
         #[test]

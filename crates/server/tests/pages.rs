@@ -281,6 +281,23 @@ async fn a_file_name_leaving_the_task_folder_is_refused_inline() {
 }
 
 #[tokio::test]
+async fn file_names_that_clash_as_file_and_folder_are_refused_inline() {
+    let server = Server::start(Settings::default()).await;
+    let body = multipart(&[
+        Part::text("type", "echo_task"),
+        Part::file("files", "x", "a file"),
+        Part::file("files", "x/y", "a file inside it"),
+    ]);
+
+    let answer = server.post_multipart("/ui/tasks", body, false).await;
+
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = answer.text();
+    assert!(html.contains("clash"), "{html}");
+    assert_eq!(server.task_count().await, 0);
+}
+
+#[tokio::test]
 async fn url_encoded_submit_works_without_files() {
     let server = Server::start(Settings::default()).await;
 

@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blanket_core::coordinator::{FinishReport, StagedUpload};
 use blanket_core::filter::TaskFilter;
+use blanket_core::upload::UploadNames;
 use blanket_core::wire::{ClaimedTask, NewTask, Task, TaskEvent};
 use blanket_core::{TaskState, WorkerId};
 use tokio::io::AsyncWriteExt;
@@ -112,6 +113,7 @@ async fn receive_parts(
     let limit = state.options.max_upload_bytes;
     let mut received: u64 = 0;
     let mut new_task = None;
+    let mut upload_names = UploadNames::default();
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "data" {
@@ -124,7 +126,7 @@ async fn receive_parts(
             new_task = Some(parse_new_task(&bytes)?);
             continue;
         }
-        let relative = blanket_core::upload::safe_relative_path(&name)?;
+        let relative = upload_names.accept(&name)?;
         let destination = upload.path().join(&relative);
         if let Some(parent) = destination.parent() {
             tokio::fs::create_dir_all(parent)

@@ -4,6 +4,7 @@
 //! was typed.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use askama::Template;
 use axum::Form;
@@ -12,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use blanket_core::coordinator::StagedUpload;
 use blanket_core::task_type::Catalog;
+use blanket_core::upload::UploadNames;
 use blanket_core::wire::NewTask;
 use tokio::io::AsyncWriteExt;
 
@@ -272,6 +274,7 @@ async fn read_multipart(
     let mut form = SubmittedForm::default();
     let limit = state.options.max_upload_bytes;
     let mut received: u64 = 0;
+    let mut upload_names = UploadNames::default();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -299,7 +302,11 @@ async fn read_multipart(
             continue;
         }
         form.had_files = true;
-        let saved = save_file(state, upload, field, &file_name, limit, &mut received).await;
+        let relative = match upload_names.accept(&file_name) {
+            Ok(relative) => relative,
+            Err(error) => return Err((form, PageError::from(error).message)),
+        };
+        let saved = save_file(state, upload, field, &relative, limit, &mut received).await;
         match saved {
             Ok(()) => {
                 if let Some(variable) = file_variable {
@@ -316,12 +323,10 @@ async fn save_file(
     state: &AppState,
     upload: &mut Option<StagedUpload>,
     mut field: axum::extract::multipart::Field<'_>,
-    file_name: &str,
+    relative: &Path,
     limit: u64,
     received: &mut u64,
 ) -> Result<(), String> {
-    let relative = blanket_core::upload::safe_relative_path(file_name)
-        .map_err(|error| PageError::from(error).message)?;
     if upload.is_none() {
         *upload = Some(
             state
@@ -335,7 +340,7 @@ async fn save_file(
         .as_ref()
         .map(|upload| upload.path().to_path_buf())
         .ok_or_else(|| "the upload folder could not be made".to_string())?;
-    let destination = folder.join(&relative);
+    let destination = folder.join(relative);
     if let Some(parent) = destination.parent() {
         tokio::fs::create_dir_all(parent)
             .await
