@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's own commands, so a fresh machine needs nothing but a Rust toolchain.
 //! `run` installs what is missing and starts the app; `test` runs every check CI runs, in CI's order;
-//! `bench` measures the release server against its performance goals.
+//! `bench` runs every benchmark of the project against its goals.
 //! Deliberately std + anyhow only, so it compiles in seconds before anything else is built.
 
 mod apt;
@@ -25,9 +25,11 @@ commands:
                   and start `blanket serve ARGS`
   test            install what the tests need, then run fmt, clippy, the
                   dependency-direction check, the build and every test suite
-  bench [--quick] build in release mode, measure the server against its
-                  performance goals and write docs/benchmarks.md
-                  (--quick: a one-minute smoke run, report in target/bench)
+  bench [--quick] [--with-pueue]
+                  build in release mode, run every benchmark (server, workers,
+                  CLI, web UI, desktop) and write docs/benchmarks.md
+                  (--quick: a few-minute smoke run, report in target/bench;
+                  --with-pueue: also measure pueue, installing it if missing)
   proof [--full]  run the reliability proof (crash loop, claims, lost workers,
                   slow SSE clients, disk trouble) with CI's small counts, or
                   the full ones; needs root for the disk-trouble tests

@@ -237,7 +237,7 @@ fn desktop_step(workspace: &Workspace, bin_dir: &std::path::Path) -> Step {
 }
 
 /// Installs tauri-driver (the WebDriver bridge to the app's window) from crates.io if missing.
-fn ensure_tauri_driver(workspace: &Workspace) -> Result<()> {
+pub fn ensure_tauri_driver(workspace: &Workspace) -> Result<()> {
     if process::on_path("tauri-driver") {
         return Ok(());
     }

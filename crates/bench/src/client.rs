@@ -1,6 +1,6 @@
 //! A lean HTTP/1.1 client: one persistent hyper connection per `Connection`, with no pool,
 //! retries or redirects, so the load generator spends as little CPU as possible per request.
-//! It checks status codes; it does not parse bodies.
+//! It checks status codes, and parses a body only where the caller asks for JSON.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST};
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -81,6 +81,45 @@ impl Connection {
             .body(Full::new(Bytes::new()))
             .with_context(|| format!("building the request GET {path}"))?;
         self.send(request).await
+    }
+
+    /// `method path` with a JSON body, or none; returns the answer parsed as JSON, which must
+    /// have a 2xx status.
+    ///
+    /// # Errors
+    /// When the request fails, the status is not a success, or the body is not JSON.
+    pub async fn json(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let what = format!("{method} {path}");
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, &self.host);
+        let body = match body {
+            Some(body) => {
+                request = request.header(CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(body.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = request
+            .body(body)
+            .with_context(|| format!("building the request {what}"))?;
+        let (status, body) = self.send(request).await?;
+        if !status.is_success() {
+            bail!(
+                "{what} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        if body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&body).with_context(|| format!("the answer to {what} is not JSON"))
     }
 
     /// The number of stored tasks, from `GET /task/?count=true`.

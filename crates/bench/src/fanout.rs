@@ -36,6 +36,9 @@ pub struct FanoutRun {
     pub read_latencies: Latencies,
     /// Submit start to the kernel receiving the event on the subscriber's socket.
     pub kernel_latencies: Latencies,
+    /// The submit's 201 read by the bench to the kernel receiving the event, zero when the
+    /// event came first: the commit precedes the 201, so this bounds commit-to-event below.
+    pub kernel_after_answer: Latencies,
     /// Per round, submit start to the first subscriber's read.
     pub first_per_round: Latencies,
     /// Per round, submit start to the last subscriber's read.
@@ -129,6 +132,12 @@ pub async fn measure(
     let start_instants: Vec<Instant> = starts.iter().map(|start| start.at).collect();
     let mut read_latencies = Vec::with_capacity(subscribers * rounds);
     let mut kernel_latencies = Vec::with_capacity(subscribers * rounds);
+    let mut kernel_after_answer = Vec::with_capacity(subscribers * rounds);
+    let answered: Vec<SystemTime> = starts
+        .iter()
+        .zip(&submit_latencies)
+        .map(|(start, latency)| start.wall + *latency)
+        .collect();
     let mut first = vec![Duration::MAX; rounds];
     let mut last = vec![Duration::ZERO; rounds];
     let mut last_kernel = vec![Duration::ZERO; rounds];
@@ -156,6 +165,11 @@ pub async fn measure(
             {
                 Some(kernel) => {
                     kernel_latencies.push(kernel);
+                    let after_answer = arrival
+                        .received_at
+                        .and_then(|at| at.duration_since(answered[round]).ok())
+                        .unwrap_or_default();
+                    kernel_after_answer.push(after_answer);
                     last_kernel[round] = last_kernel[round].max(kernel);
                 }
                 None => unstamped += 1,
@@ -168,6 +182,7 @@ pub async fn measure(
         rounds,
         read_latencies: Latencies::new(read_latencies),
         kernel_latencies: Latencies::new(kernel_latencies),
+        kernel_after_answer: Latencies::new(kernel_after_answer),
         first_per_round: Latencies::new(first),
         last_per_round: Latencies::new(last),
         last_per_round_kernel: Latencies::new(last_kernel),

@@ -1,9 +1,13 @@
 //! `blanket-bench`: starts the release `blanket serve` on temporary dirs and measures what the
-//! coordinator promises: durable submit rate, list latency, SSE fan-out delay and idle cost.
+//! project promises: the coordinator's durable submit rate, list latency, SSE fan-out delay and
+//! idle cost; the worker runtime's latencies and rate; the CLI's; Blanket beside pueue; and,
+//! from the reports of the browser and desktop scripts, the web UI's and the desktop app's.
 //! Prints each figure against its goal and writes a Markdown report; it changes no product code.
-//! Run it through `cargo xtask bench`, which builds both binaries in release mode first.
+//! Run it through `cargo xtask bench`, which builds the binaries and runs those scripts first.
 
 mod client;
+mod compare;
+mod external;
 mod fanout;
 mod idle;
 mod load;
@@ -11,6 +15,7 @@ mod report;
 mod server;
 mod stats;
 mod system;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +42,18 @@ struct Args {
     /// Write the Markdown report here
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also measure pueue (`pueue` and `pueued` must be on PATH) beside Blanket
+    #[arg(long)]
+    with_pueue: bool,
+    /// The JSON report of `tests/browser/bench.mjs`, whose figures join this report
+    #[arg(long, value_name = "FILE")]
+    ui_report: Option<PathBuf>,
+    /// The JSON report of `tests/desktop/figures.py`, whose figures join this report
+    #[arg(long, value_name = "FILE")]
+    desktop_report: Option<PathBuf>,
+    /// A part of the project not measured in this run, and why (repeatable)
+    #[arg(long, value_name = "TEXT")]
+    not_measured: Vec<String>,
 }
 
 /// How much of each measurement a run does.
@@ -58,6 +75,10 @@ struct Plan {
     rounds: usize,
     round_spacing: Duration,
     idle_window: Duration,
+    /// Runs of each timed `blanket ps`.
+    ps_runs: usize,
+    workers: workers::WorkerPlan,
+    compare: compare::ComparePlan,
     /// Longest the whole run waits, in total, for other programs to quieten down.
     settle_budget: Duration,
 }
@@ -75,6 +96,19 @@ impl Plan {
         rounds: 50,
         round_spacing: Duration::from_millis(100),
         idle_window: Duration::from_secs(60),
+        ps_runs: 21,
+        workers: workers::WorkerPlan {
+            starts: 200,
+            cancels: 20,
+            log_lines: 100,
+            trivial_tasks: 1_000,
+        },
+        compare: compare::ComparePlan {
+            cli_submits: 300,
+            cli_submits_full: 30,
+            starts: 30,
+            http_time: Duration::from_secs(1),
+        },
         settle_budget: Duration::from_secs(90),
     };
 
@@ -90,6 +124,19 @@ impl Plan {
         rounds: 20,
         round_spacing: Duration::from_millis(100),
         idle_window: Duration::from_secs(30),
+        ps_runs: 5,
+        workers: workers::WorkerPlan {
+            starts: 20,
+            cancels: 5,
+            log_lines: 20,
+            trivial_tasks: 200,
+        },
+        compare: compare::ComparePlan {
+            cli_submits: 30,
+            cli_submits_full: 10,
+            starts: 5,
+            http_time: Duration::from_millis(300),
+        },
         settle_budget: Duration::from_secs(20),
     };
 }
@@ -101,6 +148,12 @@ const LIST_P50_GOAL: Duration = Duration::from_millis(20);
 const FANOUT_P99_GOAL: Duration = Duration::from_millis(10);
 const IDLE_CPU_GOAL_PERCENT: f64 = 0.5;
 const IDLE_RSS_GOAL_KIB: u64 = 30 * 1024;
+const START_P50_GOAL: Duration = Duration::from_millis(5);
+const START_P99_GOAL: Duration = Duration::from_millis(20);
+const CANCEL_P99_GOAL: Duration = Duration::from_secs(1);
+const LOG_LINE_P99_GOAL: Duration = Duration::from_millis(50);
+const TASKS_PER_SECOND_GOAL: f64 = 200.0;
+const PS_GOAL: Duration = Duration::from_millis(100);
 
 /// Where the diagnostic in-memory run puts its data dir, when it is a tmpfs.
 const MEMORY_DIR: &str = "/dev/shm";
@@ -130,10 +183,28 @@ fn run(args: Args) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let started = Instant::now();
-    let figures = runtime.block_on(measure(&blanket, &plan))?;
+    let mut measured = runtime.block_on(measure(&blanket, &plan, args.with_pueue))?;
+    let reports: [(&str, Option<PathBuf>, ReportReader); 2] = [
+        ("web UI", args.ui_report, external::ui_figures),
+        ("desktop", args.desktop_report, external::desktop_figures),
+    ];
+    for (part, report, figures_of) in reports {
+        let Some(report) = report else { continue };
+        match figures_of(&report) {
+            Ok(figures) => measured.figures.extend(figures),
+            Err(error) => measured.not_measured.push(format!(
+                "The {part} figures: its report is unusable ({error:#})."
+            )),
+        }
+    }
+    measured.not_measured.extend(args.not_measured);
     let duration = started.elapsed();
+    let figures = &measured.figures;
 
-    print!("\n{}", report::terminal_lines(&figures));
+    print!("\n{}", report::terminal_lines(figures));
+    for note in &measured.not_measured {
+        println!("not measured: {note}");
+    }
     let misses = figures
         .iter()
         .filter(|figure| figure.verdict == Verdict::Miss)
@@ -156,14 +227,14 @@ fn run(args: Args) -> Result<()> {
             duration,
             open_files_limit,
         };
-        let text = report::markdown(&Machine::describe(), &run, &figures);
+        let text = report::markdown(&Machine::describe(), &run, &measured);
         std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
         println!("report written to {}", out.display());
     }
     Ok(())
 }
 
-async fn measure(blanket: &Path, plan: &Plan) -> Result<Vec<Figure>> {
+async fn measure(blanket: &Path, plan: &Plan, with_pueue: bool) -> Result<Measured> {
     let mut figures = Vec::new();
     let mut settle = Settle {
         budget: plan.settle_budget,
@@ -275,6 +346,8 @@ async fn measure(blanket: &Path, plan: &Plan) -> Result<Vec<Figure>> {
             mib(loaded_peak)
         ),
     });
+    progress("timing blanket ps on the loaded store");
+    figures.push(ps_figure(blanket, &server, plan.ps_runs).await?);
     server.check_alive()?;
     let loaded_data = server.stop();
 
@@ -307,6 +380,31 @@ async fn measure(blanket: &Path, plan: &Plan) -> Result<Vec<Figure>> {
         figures.push(figure);
     }
 
+    progress("worker runtime: start, cancel and log latencies, tasks per second");
+    let worker_run = workers::measure(blanket, plan.workers).await?;
+    figures.extend(worker_figures(&worker_run));
+
+    progress("Blanket's side of the comparison with pueue");
+    let blanket_side = compare::blanket(blanket, plan.compare).await?;
+    let mut not_measured = Vec::new();
+    let pueue_side = if with_pueue {
+        progress("pueue's side of the comparison");
+        match compare::pueue(plan.compare) {
+            Ok(side) => Some(side),
+            Err(error) => {
+                not_measured.push(format!("pueue: {error:#}."));
+                None
+            }
+        }
+    } else {
+        not_measured.push(
+            "pueue, side by side: run `cargo xtask bench --with-pueue` to measure it.".to_owned(),
+        );
+        None
+    };
+    figures.extend(comparison_figures(&blanket_side, pueue_side.as_ref()));
+    let comparison = report::comparison_section(&blanket_side, pueue_side.as_ref());
+
     progress(&format!(
         "a fresh server, idle for {} s",
         plan.idle_window.as_secs()
@@ -323,7 +421,171 @@ async fn measure(blanket: &Path, plan: &Plan) -> Result<Vec<Figure>> {
     }
     let idle = idle?;
     figures.extend(idle_figures(&idle));
-    Ok(figures)
+    Ok(Measured {
+        figures,
+        comparison,
+        not_measured,
+    })
+}
+
+/// Turns a script's JSON report into figures.
+type ReportReader = fn(&Path) -> Result<Vec<Figure>>;
+
+/// Everything one run measured, for the terminal and the report.
+pub struct Measured {
+    pub figures: Vec<Figure>,
+    /// The side-by-side with pueue, as a Markdown section.
+    pub comparison: String,
+    /// Parts of the project this run did not measure, each with its reason.
+    pub not_measured: Vec<String>,
+}
+
+/// `blanket ps` as a whole process, as a user runs it, against the loaded server.
+async fn ps_figure(blanket: &Path, server: &Server, runs: usize) -> Result<Figure> {
+    let stored = client::Connection::open(server.address)
+        .await?
+        .count_tasks()
+        .await?;
+    let url = format!("http://{}", server.address);
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..=runs {
+        let started = Instant::now();
+        let output = std::process::Command::new(blanket)
+            .arg("ps")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &server.data_dir)
+            .env("XDG_CONFIG_HOME", server.data_dir.join("client-config"))
+            .env("BLANKET_SERVER_URL", &url)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("running blanket ps")?;
+        times.push(started.elapsed());
+        if !output.status.success() {
+            anyhow::bail!(
+                "blanket ps failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    // The first run only warms the page cache for the binary.
+    times.remove(0);
+    let times = stats::Latencies::new(times);
+    Ok(Figure {
+        name: format!("CLI: blanket ps, {} stored tasks", grouped(stored)),
+        result: format!("median {}", millis(times.p50())),
+        p50: Some(times.p50()),
+        p99: Some(times.max()),
+        goal: format!("<= {}", millis(PS_GOAL)),
+        verdict: Verdict::of(times.p50() <= PS_GOAL),
+        others_cpu: None,
+        method: format!(
+            "`blanket ps` (the default view: the newest tasks that fit a screen) as a whole              process, from exec to exit, {} times after one unmeasured run, against the server              of the figures above; the p99 column is the slowest run.",
+            times.len()
+        ),
+    })
+}
+
+fn worker_figures(run: &workers::WorkerRun) -> Vec<Figure> {
+    let setting = "A release `blanket serve --workers 1` with task types of the bench's own,                    on a temporary data dir; requests over one keep-alive connection.";
+    let start = &run.submit_to_running;
+    let cancel = &run.cancel_to_gone;
+    let log = &run.log_line_to_client;
+    vec![
+        Figure {
+            name: "Workers: submit -> the task's process running, 1 idle worker".to_owned(),
+            result: format!("p99 {}", millis(start.p99())),
+            p50: Some(start.p50()),
+            p99: Some(start.p99()),
+            goal: format!(
+                "p50 <= {}, p99 <= {}",
+                millis(START_P50_GOAL),
+                millis(START_P99_GOAL)
+            ),
+            verdict: Verdict::of(start.p50() <= START_P50_GOAL && start.p99() <= START_P99_GOAL),
+            others_cpu: None,
+            method: format!(
+                "{setting} {} tasks one after another, each `date +%s%N > started`: the time runs                  from the wall clock just before the submit to the one the task's `date` wrote,                  so it holds the HTTP round trip, the claim, and the fork and exec of the                  executor's shell and of `date`. Max {}.",
+                start.len(),
+                millis(start.max())
+            ),
+        },
+        Figure {
+            name: "Workers: cancel -> process group gone".to_owned(),
+            result: format!("p99 {}", millis(cancel.p99())),
+            p50: Some(cancel.p50()),
+            p99: Some(cancel.p99()),
+            goal: format!("p99 <= {}", millis(CANCEL_P99_GOAL)),
+            verdict: Verdict::of(cancel.p99() <= CANCEL_P99_GOAL),
+            others_cpu: None,
+            method: format!(
+                "{setting} {} running `sleep 30` tasks, each cancelled with `PUT /task/:id/cancel`;                  the time runs from just before the request until `kill(-pgid, 0)` says the                  task's process group is gone (polled every millisecond). Max {}.",
+                cancel.len(),
+                millis(cancel.max())
+            ),
+        },
+        Figure {
+            name: "Workers: log line written -> SSE client".to_owned(),
+            result: format!("p99 {}", millis(log.p99())),
+            p50: Some(log.p50()),
+            p99: Some(log.p99()),
+            goal: format!("p99 <= {}", millis(LOG_LINE_P99_GOAL)),
+            verdict: Verdict::of(log.p99() <= LOG_LINE_P99_GOAL),
+            others_cpu: None,
+            method: format!(
+                "{setting} A task printed its wall clock every 20 ms; a client of                  `GET /task/:id/log` (SSE) took the time each line arrived, for {} lines.                  Max {}.",
+                log.len(),
+                millis(log.max())
+            ),
+        },
+        Figure {
+            name: "Workers: trivial tasks end to end, 4 local workers".to_owned(),
+            result: format!("{:.0} tasks/s", run.tasks_per_second()),
+            p50: None,
+            p99: None,
+            goal: format!(">= {TASKS_PER_SECOND_GOAL:.0} tasks/s"),
+            verdict: Verdict::of(run.tasks_per_second() >= TASKS_PER_SECOND_GOAL),
+            others_cpu: None,
+            method: format!(
+                "A release `blanket serve --workers 4`: {} `true` tasks submitted one after                  another on one connection; the rate runs from the first submit until                  `GET /task/?states=SUCCESS,ERROR&count=true` counts them all ({:.2} s).",
+                run.trivial_tasks,
+                run.trivial_elapsed.as_secs_f64()
+            ),
+        },
+    ]
+}
+
+fn comparison_figures(
+    blanket: &compare::BlanketSide,
+    pueue: Option<&compare::Side>,
+) -> Vec<Figure> {
+    let Some(empty) = blanket.side.levels.first() else {
+        return Vec::new();
+    };
+    let pueue_empty = pueue.and_then(|side| side.levels.first());
+    let (goal, verdict) = match pueue_empty {
+        Some(pueue) => (
+            format!(">= pueue add in the same run ({:.0}/s)", pueue.cli_rate),
+            Verdict::of(empty.cli_rate >= pueue.cli_rate),
+        ),
+        None => (
+            ">= pueue add in the same run (not measured: --with-pueue)".to_owned(),
+            Verdict::Info,
+        ),
+    };
+    vec![Figure {
+        name: "CLI: blanket submit, one process per task, empty store".to_owned(),
+        result: format!("{:.0}/s", empty.cli_rate),
+        p50: None,
+        p99: None,
+        goal,
+        verdict,
+        others_cpu: None,
+        method: format!(
+            "{} `blanket submit -q -t echo_task` processes one after another after 5 unmeasured,              each from exec to exit, against a fresh `blanket serve --workers 0`. The same              figure at other store sizes, and pueue's, are in the side-by-side below.",
+            empty.cli_submits
+        ),
+    }]
 }
 
 /// Waits before a timed part until other programs leave the machine nearly idle, drawing on
@@ -393,8 +655,9 @@ fn fanout_figures(fanout: &fanout::FanoutRun, plan: &Plan) -> Vec<Figure> {
     let goal = format!("p99 <= {}, no event lost", millis(FANOUT_P99_GOAL));
     let common = format!(
         "{subscribers} subscribers on `/ui/sse/tasks` over raw TCP, all in the bench process on one \
-         thread; then {} submits, {} apart, on another connection. Each latency starts just before \
-         a submit request is sent, so it is an upper bound on commit-to-event. \
+         thread; then {} submits, {} apart, on another connection. The judged figures start each \
+         latency just before a submit request is sent, so they are upper bounds on commit-to-event: \
+         they also hold the submit's own parsing and durable commit. \
          {} samples per clock; subscriber-rounds without an event: {}; extra events: {}; \
          events without a kernel time: {}. The submits themselves took p50 {}, p99 {}. {}",
         fanout.rounds,
@@ -409,6 +672,7 @@ fn fanout_figures(fanout: &fanout::FanoutRun, plan: &Plan) -> Vec<Figure> {
     );
     let kernel = &fanout.kernel_latencies;
     let read = &fanout.read_latencies;
+    let after_answer = &fanout.kernel_after_answer;
     vec![
         Figure {
             name: format!("SSE fan-out, {subscribers} subscribers, kernel receive time"),
@@ -446,6 +710,26 @@ fn fanout_figures(fanout: &fanout::FanoutRun, plan: &Plan) -> Vec<Figure> {
                 millis(fanout.first_per_round.p50()),
                 millis(fanout.last_per_round.p50()),
                 millis(fanout.last_per_round.p99()),
+            ),
+        },
+        Figure {
+            name: format!(
+                "SSE fan-out, {subscribers} subscribers, kernel receive time after the 201 (lower bound)"
+            ),
+            result: format!("p99 {}", millis(after_answer.p99())),
+            p50: Some(after_answer.p50()),
+            p99: Some(after_answer.p99()),
+            goal: String::new(),
+            verdict: Verdict::Info,
+            others_cpu: Some(fanout.cpu.others),
+            method: format!(
+                "{common} This figure starts each latency when the bench had read the submit's \
+                 201 instead, and counts an event the kernel received before that as zero. The \
+                 server answers 201 only after the commit, so every sample is at most the true \
+                 commit-to-event time, and its p99 bounds the true p99 from below, as the kernel \
+                 receive time above bounds it from above. Not judged: the goal is met for sure \
+                 only when the upper bound meets it. Samples counted as zero: {}.",
+                after_answer.count_zero(),
             ),
         },
     ]

@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::stats::millis;
+use crate::Measured;
+use crate::compare::{BlanketSide, Side};
+use crate::stats::{grouped, millis};
 use crate::system::Machine;
 
 /// Whether a figure met its goal.
@@ -96,7 +98,8 @@ pub fn terminal_lines(figures: &[Figure]) -> String {
 }
 
 /// The whole Markdown report.
-pub fn markdown(machine: &Machine, run: &RunInfo, figures: &[Figure]) -> String {
+pub fn markdown(machine: &Machine, run: &RunInfo, measured: &Measured) -> String {
+    let figures = &measured.figures;
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmarks\n");
     let _ = writeln!(
@@ -106,9 +109,12 @@ pub fn markdown(machine: &Machine, run: &RunInfo, figures: &[Figure]) -> String 
     );
     let _ = writeln!(
         out,
-        "It builds the release `blanket` binary, starts `blanket serve --workers 0` on a temporary data dir \
-         (HOME and XDG dirs temporary too) and measures it over loopback HTTP from the `blanket-bench` binary \
-         (crates/bench), which runs on the same machine.\n"
+        "It builds the release binaries; the `blanket-bench` binary (crates/bench) starts each \
+         `blanket serve` it measures on a temporary data dir (HOME and XDG dirs temporary too) and \
+         measures it over loopback from the same machine. The web UI's and the desktop app's \
+         figures come from `tests/browser/bench.mjs` and `tests/desktop/figures.py`, which \
+         `cargo xtask bench` runs first; their goals are judged here like the others. Each latency \
+         figure gives the median (p50) and p99 of its many samples.\n"
     );
     let _ = writeln!(out, "## Machine\n");
     let _ = writeln!(out, "| | |\n|---|---|");
@@ -160,19 +166,123 @@ pub fn markdown(machine: &Machine, run: &RunInfo, figures: &[Figure]) -> String 
     if let Some(warning) = busy_warning(figures) {
         let _ = writeln!(out, "**Warning:** {warning}\n");
     }
+    if !measured.not_measured.is_empty() {
+        let _ = writeln!(out, "Not measured in this run:\n");
+        for note in &measured.not_measured {
+            let _ = writeln!(out, "- {note}");
+        }
+        let _ = writeln!(out);
+    }
 
     let _ = writeln!(out, "## How each figure was measured\n");
     for figure in figures {
         let _ = writeln!(out, "### {}\n\n{}\n", figure.name, figure.method);
     }
 
-    let _ = writeln!(out, "## Reference: pueue\n");
+    out.push_str(&measured.comparison);
+    out
+}
+
+/// The side-by-side with pueue: each side's CLI submit rate at each queue size, Blanket's HTTP
+/// rate, submit -> running and memory.
+pub fn comparison_section(blanket: &BlanketSide, pueue: Option<&Side>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## Side by side with pueue\n");
     let _ = writeln!(
         out,
-        "Quoted from the issue, not measured here: pueue manages 340 submits/s on an empty queue, and \
-         111/s on average while its queue grows to 2,000 tasks. pueue saves its whole state file on \
-         every change, so each submit costs more as the queue grows; Blanket writes one row per \
-         change in a SQLite transaction instead."
+        "Both driven through their CLI, one client process per task, one after another, as a \
+         shell loop would: `blanket submit -q -t echo_task` against `blanket serve --workers 0`, \
+         and `pueue add -- true` against `pueued` on a paused queue of its own (a temporary \
+         folder, config and Unix socket), both on the same machine in the same run. pueue's \
+         queue is filled by writing copies of one queued task into its saved state and \
+         restarting the daemon, since adding 100,000 through its CLI would take hours; Blanket's \
+         store is filled over HTTP. Blanket's HTTP rate (2 keep-alive connections, no client \
+         process) is a different client and is shown apart; the empty-store HTTP figure is the \
+         first row of the results above. The issue quotes pueue at 340 submits/s on an empty \
+         queue and 111/s on average while its queue grows to 2,000 tasks.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Queued tasks | `blanket submit` | `pueue add` | Blanket / pueue | Blanket HTTP |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for (index, level) in blanket.side.levels.iter().enumerate() {
+        let pueue_level = pueue.and_then(|side| side.levels.get(index));
+        let pueue_rate = pueue_level.map_or_else(
+            || "not measured".to_owned(),
+            |level| {
+                format!(
+                    "{:.0}/s ({} queued, {} adds)",
+                    level.cli_rate,
+                    grouped(level.queued),
+                    level.cli_submits
+                )
+            },
+        );
+        let ratio = pueue_level
+            .map(|pueue| format!("{:.2}x", level.cli_rate / pueue.cli_rate))
+            .unwrap_or_default();
+        let http = blanket
+            .http
+            .iter()
+            .find(|(stored, _)| *stored >= level.queued && level.queued > 0)
+            .map(|(stored, run)| {
+                format!(
+                    "{}/s (from {} stored, p99 {})",
+                    grouped(run.rate() as u64),
+                    grouped(*stored),
+                    millis(run.latencies.p99())
+                )
+            })
+            .unwrap_or_else(|| "see the first result".to_owned());
+        let _ = writeln!(
+            out,
+            "| {} | {:.0}/s ({} stored, {} submits) | {pueue_rate} | {ratio} | {http} |",
+            grouped(crate::compare::QUEUE_LEVELS[index]),
+            level.cli_rate,
+            grouped(level.queued),
+            level.cli_submits,
+        );
+    }
+    let start = |side: &Side| {
+        let latencies = &side.submit_to_running;
+        format!(
+            "p50 {}, p99 {} ({} tasks)",
+            millis(latencies.p50()),
+            millis(latencies.p99()),
+            latencies.len()
+        )
+    };
+    let memory = |side: &Side| {
+        format!(
+            "{:.1} MiB RSS, {:.1} MiB PSS",
+            side.memory_kib.0 as f64 / 1024.0,
+            side.memory_kib.1 as f64 / 1024.0
+        )
+    };
+    let missing = || "not measured".to_owned();
+    let _ = writeln!(out, "\n| | Blanket | pueue |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| Submit (CLI) -> the task's process running, idle queue | {} | {} |",
+        start(&blanket.side),
+        pueue.map_or_else(missing, start)
+    );
+    let _ = writeln!(
+        out,
+        "| Daemon memory with {} tasks queued | {} | {} |",
+        grouped(crate::compare::QUEUE_LEVELS[crate::compare::QUEUE_LEVELS.len() - 1]),
+        memory(&blanket.side),
+        pueue.map_or_else(missing, memory)
+    );
+    let _ = writeln!(
+        out,
+        "\nSubmit -> running: each task runs `date +%s%N` first; the time runs from the wall \
+         clock just before the client process is started to the one the task wrote. Blanket \
+         runs it with one idle local worker (`--workers 1`), pueue with its default group \
+         running. Memory: VmRSS and the PSS of /proc/PID/smaps_rollup of the daemon process \
+         alone (Blanket's local workers are separate processes and not counted; the server \
+         measured here has none)."
     );
     out
 }
@@ -262,15 +372,60 @@ mod tests {
         };
         let mut info = figure(Verdict::Info);
         info.goal = String::new();
-        let text = markdown(
-            &machine,
-            &run,
-            &[figure(Verdict::Pass), figure(Verdict::Miss), info],
+        let measured = Measured {
+            figures: vec![figure(Verdict::Pass), figure(Verdict::Miss), info],
+            comparison: String::new(),
+            not_measured: vec!["The desktop figures: no display.".to_owned()],
+        };
+        let text = markdown(&machine, &run, &measured);
+        assert!(
+            text.contains("- The desktop figures: no display."),
+            "{text}"
         );
         assert!(text.contains("1 of 2 goals met."), "{text}");
         assert!(!text.contains("Warning"), "{text}");
         assert!(text.contains(
             "| Durable submits, empty store | 6,000/s | 0.30 ms | 0.90 ms | >= 5,000/s | PASS |"
         ));
+    }
+
+    fn side(rates: [f64; 3]) -> Side {
+        Side {
+            levels: crate::compare::QUEUE_LEVELS
+                .iter()
+                .zip(rates)
+                .map(|(&queued, cli_rate)| crate::compare::LevelRate {
+                    queued,
+                    cli_rate,
+                    cli_submits: 30,
+                })
+                .collect(),
+            submit_to_running: crate::stats::Latencies::new(vec![Duration::from_millis(4)]),
+            memory_kib: (20 * 1024, 12 * 1024),
+        }
+    }
+
+    #[test]
+    fn the_comparison_gives_ratios_only_where_pueue_was_measured() {
+        let blanket = BlanketSide {
+            side: side([200.0, 200.0, 200.0]),
+            http: Vec::new(),
+        };
+        let without = comparison_section(&blanket, None);
+        assert!(
+            without.contains("| 2,000 | 200/s (2,000 stored, 30 submits) | not measured |  |"),
+            "{without}"
+        );
+        let pueue = side([100.0, 50.0, 2.0]);
+        let with = comparison_section(&blanket, Some(&pueue));
+        assert!(
+            with.contains("| 100/s (0 queued, 30 adds) | 2.00x |"),
+            "{with}"
+        );
+        assert!(with.contains("| 100.00x |"), "{with}");
+        assert!(
+            with.contains("| 20.0 MiB RSS, 12.0 MiB PSS | 20.0 MiB RSS, 12.0 MiB PSS |"),
+            "{with}"
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use hyper::Method;
 use tempfile::TempDir;
 
 use crate::client::Connection;
@@ -29,7 +30,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `binary serve --data-dir D --port P --workers 0` and waits until
+    /// Starts `binary serve --data-dir D --port P --workers 0` with the bundled task types and waits until
     /// `GET /version` answers. Its temporary folder goes in `parent`, or in the system's
     /// temporary dir when `None`.
     ///
@@ -37,6 +38,30 @@ impl Server {
     /// When the temporary dirs cannot be made, the binary cannot start, or it exits or stays
     /// silent for 30 s; the message then carries the end of its log.
     pub async fn start(binary: &Path, parent: Option<&Path>) -> Result<Server> {
+        Server::launch(binary, parent, 0, &[]).await
+    }
+
+    /// Starts `binary serve --workers N` with only the task types in `types` (name and TOML),
+    /// and waits until it answers and all its local workers are running.
+    ///
+    /// # Errors
+    /// As [`Server::start`], and when the workers do not all report running within 30 s.
+    pub async fn start_with_workers(
+        binary: &Path,
+        workers: usize,
+        types: &[(&str, &str)],
+    ) -> Result<Server> {
+        let mut server = Server::launch(binary, None, workers, types).await?;
+        server.wait_for_workers(workers).await?;
+        Ok(server)
+    }
+
+    async fn launch(
+        binary: &Path,
+        parent: Option<&Path>,
+        workers: usize,
+        types: &[(&str, &str)],
+    ) -> Result<Server> {
         let mut builder = tempfile::Builder::new();
         builder.prefix("blanket-bench-");
         let root = match parent {
@@ -50,6 +75,16 @@ impl Server {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let port = free_port()?;
+        let types_dir = root.path().join("types");
+        if !types.is_empty() {
+            std::fs::create_dir_all(&types_dir)
+                .with_context(|| format!("creating {}", types_dir.display()))?;
+            for (name, text) in types {
+                let path = types_dir.join(format!("{name}.toml"));
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
         let log_path = root.path().join("server.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
@@ -61,7 +96,12 @@ impl Server {
             .arg("serve")
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--port", &port.to_string(), "--workers", "0"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--workers",
+                &workers.to_string(),
+            ])
             // A clean environment: no BLANKET_* or RUST_LOG from the caller, and every
             // per-user path inside the temporary folder, so the user's own data is never read.
             .env_clear()
@@ -75,6 +115,9 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(log_for_stdout)
             .stderr(log);
+        if !types.is_empty() {
+            command.arg("--types-dir").arg(&types_dir);
+        }
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
@@ -121,6 +164,31 @@ impl Server {
             );
         }
         Ok(())
+    }
+
+    async fn wait_for_workers(&mut self, workers: usize) -> Result<()> {
+        let started = Instant::now();
+        let mut connection = Connection::open(self.address).await?;
+        loop {
+            self.check_alive()?;
+            let list = connection.json(Method::GET, "/worker/", None).await?;
+            let running = list.as_array().map_or(0, |workers| {
+                workers
+                    .iter()
+                    .filter(|worker| worker["status"] == "running")
+                    .count()
+            });
+            if running >= workers {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "{running} of {workers} local workers were running after {START_TIMEOUT:?}; the end of the server's log:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn wait_until_ready(&mut self) -> Result<()> {

@@ -43,6 +43,14 @@ impl Latencies {
         self.percentile(99.0)
     }
 
+    /// How many samples are zero.
+    pub fn count_zero(&self) -> usize {
+        self.sorted
+            .iter()
+            .take_while(|sample| sample.is_zero())
+            .count()
+    }
+
     /// The largest sample, or zero without samples.
     pub fn max(&self) -> Duration {
         self.sorted.last().copied().unwrap_or_default()

@@ -313,6 +313,17 @@ pub fn resident_kib(pid: u32) -> Result<(u64, u64)> {
     Ok((current, peak))
 }
 
+/// Proportional set size of process `pid` in KiB: its resident pages, each shared page
+/// divided among the processes mapping it.
+///
+/// # Errors
+/// When `/proc/PID/smaps_rollup` cannot be read or lacks the field.
+pub fn proportional_kib(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let rollup = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    kib_field(&rollup, "Pss").with_context(|| format!("no Pss in {path}"))
+}
+
 /// Context switches of every live thread of process `pid`, by thread id.
 ///
 /// # Errors
