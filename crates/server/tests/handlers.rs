@@ -10,6 +10,7 @@ use blanket_core::hub::{HubEvent, Topic};
 use blanket_core::{Coordinator, TaskId, TaskState};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
+use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_http::normalize_path::NormalizePath;
@@ -1213,6 +1214,116 @@ async fn restarting_a_running_worker_is_409() {
         server.get(format!("/worker/{WORKER}")).await.json()["status"],
         "running"
     );
+}
+
+/// One part of a fuzzed multipart body: field name, whether it is a file, content.
+type FuzzPart = (String, bool, Vec<u8>);
+
+fn fuzz_part() -> impl Strategy<Value = FuzzPart> {
+    let name = prop_oneof![
+        Just("data".to_string()),
+        prop::sample::select(vec![
+            "x",
+            "x/y",
+            "in/a.txt",
+            "in",
+            "../x",
+            "/etc/x",
+            "a/../../b",
+            "a\0b",
+            "C:x",
+            "~/x",
+            "blanket.stdout.log",
+            "a//b",
+            "a\\b",
+            "",
+        ])
+        .prop_map(str::to_string),
+        (0..6000_usize).prop_map(|length| "n".repeat(length)),
+        "\\PC{0,12}",
+    ];
+    let content = prop_oneof![
+        Just(br#"{"type": "echo_task"}"#.to_vec()),
+        Just(br#"{"type": "wordcount_task", "environment": {"INPUT_FILE": "x"}}"#.to_vec()),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ];
+    (name, any::<bool>(), content)
+}
+
+/// A multipart body of `parts`, then damaged: cut short and with bytes overwritten.
+fn fuzz_body(parts: &[FuzzPart], closed: bool, cut: Option<f64>, flips: &[(f64, u8)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, is_file, content) in parts {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+        );
+        if *is_file {
+            body.extend_from_slice(b"; filename=\"upload.bin\"");
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    if closed {
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    }
+    // The fractions pick positions, so shrinking keeps them inside the body.
+    let position = |fraction: f64, length: usize| (fraction * length as f64) as usize;
+    if let Some(fraction) = cut {
+        body.truncate(position(fraction, body.len()));
+    }
+    for (fraction, byte) in flips {
+        if !body.is_empty() {
+            let index = position(*fraction, body.len()).min(body.len() - 1);
+            body[index] = *byte;
+        }
+    }
+    body
+}
+
+#[test]
+fn garbled_multipart_submits_are_201_or_a_json_4xx_and_leave_nothing_staged() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let server = runtime.block_on(Server::start(Settings::default()));
+    let incoming = server._data.path().join("results").join(".incoming");
+    let mut config = ProptestConfig::default();
+    // Each case is a real submit; PROPTEST_CASES asks for more.
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 64;
+    }
+    proptest!(config, |(
+        parts in prop::collection::vec(fuzz_part(), 0..6),
+        closed in any::<bool>(),
+        cut in prop::option::weighted(0.2, 0.0..1.0),
+        flips in prop::collection::vec((0.0..1.0, any::<u8>()), 0..3),
+        content_type in prop_oneof![
+            4 => Just(format!("multipart/form-data; boundary={BOUNDARY}")),
+            1 => Just("multipart/form-data".to_string()),
+            1 => Just("multipart/form-data; boundary=other".to_string()),
+        ],
+    )| {
+        let body = fuzz_body(&parts, closed, cut, &flips);
+        let answer = runtime.block_on(server.send(
+            Method::POST,
+            "/task/",
+            headers(&[("host", HOST), ("content-type", &content_type)]),
+            Body::from(body),
+        ));
+        match answer.status.as_u16() {
+            201 => {
+                let id = answer.json()["id"].as_str().expect("a task id").to_string();
+                let stored = runtime.block_on(server.get(format!("/task/{id}")));
+                prop_assert_eq!(stored.status, StatusCode::OK);
+            }
+            400..=499 => prop_assert!(!answer.error().is_empty()),
+            status => prop_assert!(false, "answered {}: {}", status, answer.text()),
+        }
+        let staged = std::fs::read_dir(&incoming).map_or(0, Iterator::count);
+        prop_assert_eq!(staged, 0, "a refused or finished submit left its staged folder");
+    });
 }
 
 /// The app on a temp data folder (with the bundled example types), and its coordinator.
