@@ -31,7 +31,7 @@ pub async fn open_task_folder(shell: State<'_, Shell>, task_id: TaskId) -> Resul
 /// `not_found` for an unknown task, `invalid` when its type no longer accepts it.
 #[tauri::command]
 pub async fn retry_task(shell: State<'_, Shell>, task_id: TaskId) -> Result<Task, ShellError> {
-    Ok(resubmit(shell.coordinator()?, task_id).await?)
+    shell.resubmit(task_id).await
 }
 
 /// Submits a new task like `task_id` (files uploaded with it are not copied).
@@ -40,12 +40,16 @@ pub async fn retry_task(shell: State<'_, Shell>, task_id: TaskId) -> Result<Task
 /// As [`Coordinator::task`] and [`Coordinator::submit`].
 pub async fn resubmit(coordinator: &Coordinator, task_id: TaskId) -> blanket_core::Result<Task> {
     let task = coordinator.task(task_id).await?;
-    let request = NewTask {
+    coordinator.submit(retry_of(task), None).await
+}
+
+/// The submit request of a retry of `task`: its type, environment, tags, priority, timeout.
+pub fn retry_of(task: Task) -> NewTask {
+    NewTask {
         task_type: task.task_type,
         environment: task.default_env,
         priority: task.priority,
         tags: task.tags,
         timeout: Some(task.timeout),
-    };
-    coordinator.submit(request, None).await
+    }
 }

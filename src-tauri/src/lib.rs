@@ -4,7 +4,9 @@
 //! `blanket_core`, HTTP in `blanket_server`.
 //!
 //! Layout, in reading order:
+//! - `autostart`: start at login, read and changed from the Settings page;
 //! - `backend`: start the embedded coordinator, or attach to the one owning the port;
+//! - `remote`: an attached coordinator's REST calls, and its event stream relayed into a hub;
 //! - `shell`: the one managed value the other modules share;
 //! - `window`: the main window, its navigation guard, close-to-tray;
 //! - `bridge`: hub -> Tauri events for the pages' live updates;
@@ -14,12 +16,14 @@
 //! - `lifecycle`: Quit, signals and the graceful shutdown;
 //! - `logging`: the binary's tracing subscriber.
 
+mod autostart;
 mod backend;
 mod bridge;
 pub mod cmd;
 pub mod error;
 mod lifecycle;
 mod notify;
+mod remote;
 mod shell;
 pub mod tray;
 mod window;
@@ -91,9 +95,12 @@ pub fn run() -> ExitCode {
 /// single-instance plugin first, tests pass `tauri::test::mock_builder()`.
 pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: ShellOptions) -> tauri::Builder<R> {
     builder
+        .plugin(autostart::plugin())
         .invoke_handler(tauri::generate_handler![
             cmd::open_task_folder,
-            cmd::retry_task
+            cmd::retry_task,
+            autostart::autostart_enabled,
+            autostart::set_autostart
         ])
         .on_window_event(window::on_event)
         .setup(move |app| {
@@ -155,12 +162,15 @@ fn setup<R: Runtime>(app: &tauri::AppHandle<R>, options: ShellOptions) -> anyhow
                     &format!("Another Blanket serves {url}: this window shows it."),
                 );
             }
-            Shell::attached(url, data_dir, notify_config)
+            Shell::attached(url, data_dir, token)
         }
     };
     app.add_capability(capability_for(&shell.base_url)?)
         .context("granting the window its capability")?;
-    let coordinator = shell.embedded_coordinator().cloned();
+    // Attached, the other coordinator's settings replace these as soon as its stream connects.
+    let notify_settings = shell
+        .embedded_coordinator()
+        .map_or(notify_config, blanket_core::Coordinator::notify_config);
     let stop = shell.stop.clone();
     // Managed before the window exists: its events and page loads read it.
     app.manage(shell);
@@ -177,30 +187,18 @@ fn setup<R: Runtime>(app: &tauri::AppHandle<R>, options: ShellOptions) -> anyhow
         tokio::time::sleep(POOL_FALLBACK).await;
         pool_fallback.state::<Shell>().start_local_pool();
     });
-    match coordinator {
-        Some(coordinator) => start_followers(app, coordinator, stop, notifications),
-        None => {
-            let base_url = app.state::<Shell>().base_url.clone();
-            let forward = bridge::forward_remote(app.clone(), base_url, token, stop);
-            tauri::async_runtime::spawn(forward);
-        }
+    // The followers subscribe before the relay can publish, so nothing is missed.
+    let shell = app.state::<Shell>();
+    let hub = shell.hub.clone();
+    tauri::async_runtime::spawn(bridge::forward(app.clone(), &hub, stop.clone()));
+    tauri::async_runtime::spawn(tray::follow(app.clone(), stop.clone()));
+    if notifications {
+        tauri::async_runtime::spawn(notify::watch(app.clone(), notify_settings, stop.clone()));
+    }
+    if let Some(remote) = shell.remote().cloned() {
+        tauri::async_runtime::spawn(remote.relay(hub, stop));
     }
     Ok(())
-}
-
-/// The tasks that follow the embedded coordinator's hub: bridge, tray counts, notifier.
-fn start_followers<R: Runtime>(
-    app: &tauri::AppHandle<R>,
-    coordinator: blanket_core::Coordinator,
-    stop: tokio_util::sync::CancellationToken,
-    notifications: bool,
-) {
-    let hub = coordinator.hub().clone();
-    tauri::async_runtime::spawn(bridge::forward(app.clone(), hub, stop.clone()));
-    tauri::async_runtime::spawn(tray::follow(app.clone(), coordinator.clone(), stop.clone()));
-    if notifications {
-        tauri::async_runtime::spawn(notify::watch(app.clone(), coordinator, stop));
-    }
 }
 
 /// `capabilities/main.json` for the remote origin `base_url` (and no local pages).
@@ -218,15 +216,23 @@ mod tests {
     use std::io::{Read, Write};
     use std::time::Duration;
 
-    use blanket_core::wire::NewTask;
+    use blanket_core::TaskState;
+    use blanket_core::hub::HubEvent;
+    use blanket_core::wire::{self, NewTask};
     use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
     use tauri::webview::InvokeRequest;
 
     use super::*;
 
     fn app(data_dir: &std::path::Path) -> tauri::App<MockRuntime> {
+        app_on_port(data_dir, 0)
+    }
+
+    /// An app on `port`: embedded when it is free (0 picks a free one), attached when another
+    /// Blanket listens there.
+    fn app_on_port(data_dir: &std::path::Path, port: u16) -> tauri::App<MockRuntime> {
         let config = Settings {
-            port: Some(0),
+            port: Some(port),
             data_dir: Some(data_dir.to_path_buf()),
             local_workers: Some(0),
             ..Settings::default()
@@ -361,8 +367,8 @@ mod tests {
         let app = app(dir.path());
         submit(&app, "echo_task");
         submit(&app, "echo_task");
-        let coordinator = app.state::<Shell>().coordinator().unwrap().clone();
-        let counts = tauri::async_runtime::block_on(tray::counts(app.handle(), &coordinator));
+        let (counts, paused) = tauri::async_runtime::block_on(tray::counts(app.handle()));
+        assert!(!paused);
         assert_eq!(
             counts,
             tray::Counts {
@@ -371,6 +377,158 @@ mod tests {
                 failed_since_look: 0
             }
         );
+    }
+
+    /// Waits for `probe` to hold, on a loaded machine too.
+    fn eventually(what: &str, mut probe: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !probe() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} never happened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_tray_menu_opens_the_window_and_the_new_task_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let window = app.get_webview_window(window::MAIN).unwrap();
+        window.hide().unwrap();
+        tray::on_menu(app.handle(), tray::OPEN);
+        assert!(window.is_visible().unwrap());
+        tray::on_menu(app.handle(), tray::NEW_TASK);
+        assert!(
+            window.url().unwrap().as_str().ends_with("/ui/tasks/new"),
+            "{}",
+            window.url().unwrap()
+        );
+    }
+
+    #[test]
+    fn the_tray_menus_pause_item_pauses_and_resumes_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let coordinator = app.state::<Shell>().coordinator().unwrap().clone();
+        let paused = || tauri::async_runtime::block_on(coordinator.queue_paused()).unwrap();
+        tray::on_menu(app.handle(), tray::PAUSE);
+        eventually("the queue to pause", paused);
+        tray::on_menu(app.handle(), tray::PAUSE);
+        eventually("the queue to resume", || !paused());
+    }
+
+    #[test]
+    fn the_tray_menus_quit_stops_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let base_url = app.state::<Shell>().base_url.clone();
+        tray::on_menu(app.handle(), tray::QUIT);
+        eventually("the server to stop", || {
+            http_get(&base_url, "/version").is_err()
+        });
+        assert!(app.state::<Shell>().quitting());
+    }
+
+    #[test]
+    fn the_tray_counts_failures_until_the_window_is_looked_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let shell = app.state::<Shell>();
+        let failed = |state| wire::TaskFinished {
+            id: blanket_core::TaskId::generate(),
+            task_type: "render".into(),
+            state,
+            exit_code: Some(1),
+            started_ts: 1,
+            finished_ts: 2,
+            result_dir: String::new(),
+            reason: None,
+            by_user: false,
+        };
+        let failures = || {
+            tauri::async_runtime::block_on(tray::counts(app.handle()))
+                .0
+                .failed_since_look
+        };
+        shell
+            .hub
+            .publish(HubEvent::TaskFinished(failed(TaskState::Error)));
+        shell
+            .hub
+            .publish(HubEvent::TaskFinished(failed(TaskState::Success)));
+        shell
+            .hub
+            .publish(HubEvent::TaskFinished(failed(TaskState::TimedOut)));
+        eventually("two failures counted", || failures() == 2);
+        shell.set_window_focused(true);
+        assert_eq!(failures(), 0);
+    }
+
+    #[test]
+    fn attached_to_another_blanket_the_tray_and_retry_use_its_api_and_its_events_reach_the_hub() {
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = tauri::async_runtime::block_on(blanket_server::Runtime::start_without_pool(
+            Settings {
+                port: Some(0),
+                data_dir: Some(other_dir.path().to_path_buf()),
+                local_workers: Some(0),
+                ..Settings::default()
+            }
+            .resolve()
+            .unwrap(),
+            None,
+        ))
+        .unwrap();
+        let port: u16 = other.url().rsplit(':').next().unwrap().parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_on_port(dir.path(), port);
+        let shell = app.state::<Shell>();
+        assert!(shell.embedded_coordinator().is_none());
+        assert_eq!(shell.base_url, other.url());
+        let mut events = shell.hub.events();
+        let coordinator = other.coordinator().clone();
+        let task = tauri::async_runtime::block_on(coordinator.submit(
+            NewTask {
+                task_type: "echo_task".into(),
+                ..NewTask::default()
+            },
+            None,
+        ))
+        .unwrap();
+        let (counts, _) = tauri::async_runtime::block_on(tray::counts(app.handle()));
+        assert_eq!(counts.waiting, 1);
+        tauri::async_runtime::block_on(tray::toggle_queue(app.handle()));
+        assert!(tauri::async_runtime::block_on(coordinator.queue_paused()).unwrap());
+        let retried = invoke(
+            &app,
+            "retry_task",
+            serde_json::json!({ "taskId": task.id.to_string() }),
+        )
+        .unwrap();
+        assert_eq!(retried["type"], "echo_task");
+        tauri::async_runtime::block_on(coordinator.cancel_task(task.id)).unwrap();
+        let (settings, finished) = tauri::async_runtime::block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                let mut settings = None;
+                loop {
+                    match events.next().await {
+                        Some(HubEvent::NotifySettingsChanged(sent)) => settings = Some(sent),
+                        Some(HubEvent::TaskFinished(finished)) => return (settings, finished),
+                        _ => {}
+                    }
+                }
+            })
+            .await
+        })
+        .expect("the other Blanket's task-finished reaches the app's hub");
+        assert_eq!(finished.id, task.id);
+        assert!(finished.by_user);
+        // The notifier starts from the other Blanket's settings, sent on connect.
+        assert_eq!(settings.unwrap().min_seconds, 10);
+        tauri::async_runtime::block_on(lifecycle::shutdown(app.handle()));
+        tauri::async_runtime::block_on(other.shutdown()).unwrap();
     }
 
     #[test]
@@ -399,7 +557,9 @@ mod tests {
                 "core:event:allow-listen",
                 "core:event:allow-unlisten",
                 "allow-open-task-folder",
-                "allow-retry-task"
+                "allow-retry-task",
+                "allow-autostart-enabled",
+                "allow-set-autostart"
             ])
         );
     }

@@ -3,13 +3,15 @@
 //! burst becomes one summary, is `blanket_core::notify_policy`; this module only delivers and
 //! answers the actions. Without a daemon it logs one line and carries on.
 
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use blanket_core::TaskId;
+use blanket_core::config::NotifyConfig;
 use blanket_core::hub::HubEvent;
 use blanket_core::notify_policy::{self, Burst, Notice};
-use blanket_core::{Coordinator, TaskId};
 use tauri::{AppHandle, Manager, Runtime};
 use tokio_util::sync::CancellationToken;
 
@@ -32,31 +34,45 @@ pub enum Target {
     List,
 }
 
-/// Watches the coordinator's finished tasks and notifies per `Shell::notify` until `stop`.
-pub async fn watch<R: Runtime>(
+/// Watches the shell's hub for finished tasks and notifies per the settings until `stop`:
+/// `settings` at first, then each `NotifySettingsChanged` the hub carries (a change saved from
+/// a settings page or `PUT /config/notify`, or, attached, the other coordinator's settings on
+/// connect), so a change takes effect without a restart. Subscribes before it returns, so
+/// nothing published after the call is missed.
+pub fn watch<R: Runtime>(
     app: AppHandle<R>,
-    coordinator: Coordinator,
+    settings: NotifyConfig,
     stop: CancellationToken,
-) {
-    let mut events = coordinator.hub().events();
-    let mut burst = Burst::default();
-    loop {
-        let due = burst.due().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            () = stop.cancelled() => return,
-            event = events.next() => match event {
-                None => return,
-                Some(HubEvent::TaskFinished(finished)) => {
-                    let shell = app.state::<Shell>();
-                    if notify_policy::wants_notice(&shell.notify, &finished, shell.window_focused()) {
-                        burst.push(finished, std::time::Instant::now());
+) -> impl Future<Output = ()> + use<R> {
+    let mut events = app.state::<Shell>().hub.events();
+    async move {
+        let mut settings = settings;
+        let mut burst = Burst::default();
+        loop {
+            let due = burst.due().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                event = events.next() => match event {
+                    None => return,
+                    Some(HubEvent::TaskFinished(finished)) => {
+                        let focused = app.state::<Shell>().window_focused();
+                        if notify_policy::wants_notice(&settings, &finished, focused) {
+                            burst.push(finished, std::time::Instant::now());
+                        }
                     }
-                }
-                Some(_) => {}
-            },
-            () = sleep_until(due) => {
-                if let Some(notice) = burst.take_due(std::time::Instant::now()) {
-                    deliver(&app, notice).await;
+                    Some(HubEvent::NotifySettingsChanged(changed)) => {
+                        settings = NotifyConfig {
+                            mode: changed.mode,
+                            min_seconds: changed.min_seconds,
+                            when_focused: changed.when_focused,
+                        };
+                    }
+                    Some(_) => {}
+                },
+                () = sleep_until(due) => {
+                    if let Some(notice) = burst.take_due(std::time::Instant::now()) {
+                        deliver(&app, notice).await;
+                    }
                 }
             }
         }
@@ -131,14 +147,7 @@ pub fn on_action<R: Runtime>(app: &AppHandle<R>, target: &Target, action: &str) 
         ("retry", Target::Task { id, .. }) => {
             let (app, id) = (app.clone(), *id);
             tauri::async_runtime::spawn(async move {
-                let shell = app.state::<Shell>();
-                let retried = match shell.coordinator() {
-                    Ok(coordinator) => crate::cmd::resubmit(coordinator, id)
-                        .await
-                        .map_err(Into::into),
-                    Err(error) => Err(error),
-                };
-                match retried {
+                match app.state::<Shell>().resubmit(id).await {
                     Ok(task) => {
                         tracing::info!(task_id = %id, new_task_id = %task.id, "task retried from a notification")
                     }

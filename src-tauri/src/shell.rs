@@ -1,18 +1,20 @@
 //! `Shell`, the one value the app manages: which coordinator the window shows, the embedded
-//! runtime until it is shut down, and the few flags the window, tray and notifier share.
-//! It holds no task state of its own: counts and tasks are always asked of the coordinator.
+//! runtime until it is shut down, the hub the bridge, tray and notifier follow, and the few
+//! flags they share. It holds no task state of its own: counts and tasks are always asked of
+//! the coordinator, in this process or, attached, over its REST API.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use blanket_core::Coordinator;
-use blanket_core::config::NotifyConfig;
+use blanket_core::wire::Task;
+use blanket_core::{Coordinator, Hub, TaskId};
 use blanket_server::Runtime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ShellError;
+use crate::remote::{QueueStatus, Remote};
 
 /// The shell's shared state; Tauri's managed state is already shared, so no `Arc` around it.
 pub struct Shell {
@@ -20,14 +22,16 @@ pub struct Shell {
     pub base_url: String,
     /// Blanket's data folder (opened by the tray's "Open data folder").
     pub data_dir: PathBuf,
-    /// The notification settings in effect.
-    pub notify: NotifyConfig,
+    /// What the bridge, the tray and the notifier follow: the embedded coordinator's hub, or
+    /// one the attached coordinator's event stream is relayed into.
+    pub hub: Hub,
     /// Cancelled when the app quits: ends the bridge, the notifier and the tray updates.
     pub stop: CancellationToken,
     /// Woken when the tray's counts may have changed without a hub event (the window was
     /// looked at).
     pub tray_refresh: Notify,
     coordinator: Option<Coordinator>,
+    remote: Option<Remote>,
     // std Mutex: taken to start the pool and, at quit, to move the runtime out; never held
     // across `.await`.
     runtime: Mutex<Option<Runtime>>,
@@ -43,10 +47,11 @@ impl Shell {
         Shell {
             base_url: runtime.url(),
             data_dir: config.data_dir.clone(),
-            notify: config.notify.clone(),
+            hub: runtime.coordinator().hub().clone(),
             stop: CancellationToken::new(),
             tray_refresh: Notify::new(),
             coordinator: Some(runtime.coordinator().clone()),
+            remote: None,
             runtime: Mutex::new(Some(runtime)),
             window_focused: AtomicBool::new(false),
             failed_since_look: AtomicUsize::new(0),
@@ -54,12 +59,14 @@ impl Shell {
         }
     }
 
-    /// State for a window on a coordinator that another process runs at `base_url`.
-    pub fn attached(base_url: String, data_dir: PathBuf, notify: NotifyConfig) -> Shell {
+    /// State for a window on a coordinator that another process runs at `base_url`, reached
+    /// with `token` when set; [`Shell::remote`] relays its events into [`Shell::hub`].
+    pub fn attached(base_url: String, data_dir: PathBuf, token: Option<String>) -> Shell {
         Shell {
+            remote: Some(Remote::new(base_url.clone(), token)),
             base_url,
             data_dir,
-            notify,
+            hub: Hub::new(),
             stop: CancellationToken::new(),
             tray_refresh: Notify::new(),
             coordinator: None,
@@ -81,6 +88,58 @@ impl Shell {
     /// The embedded coordinator, if this process runs one.
     pub fn embedded_coordinator(&self) -> Option<&Coordinator> {
         self.coordinator.as_ref()
+    }
+
+    /// The other process's coordinator, when attached.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+
+    /// Task counts and the queue flag, from whichever coordinator the window shows.
+    ///
+    /// # Errors
+    /// When the coordinator cannot answer.
+    pub async fn queue_status(&self) -> Result<QueueStatus, ShellError> {
+        match (&self.coordinator, &self.remote) {
+            (Some(coordinator), _) => {
+                let status = coordinator.status().await?;
+                Ok(QueueStatus {
+                    tasks: status
+                        .tasks
+                        .by_state
+                        .into_iter()
+                        .map(|(state, count)| (state.to_owned(), count))
+                        .collect(),
+                    queue_paused: status.queue_paused,
+                })
+            }
+            (None, Some(remote)) => remote.status().await,
+            (None, None) => Err(ShellError::attached()),
+        }
+    }
+
+    /// Pauses or resumes the queue of whichever coordinator the window shows.
+    ///
+    /// # Errors
+    /// When the coordinator cannot do it.
+    pub async fn set_queue_paused(&self, paused: bool) -> Result<(), ShellError> {
+        match (&self.coordinator, &self.remote) {
+            (Some(coordinator), _) => Ok(coordinator.set_queue_paused(paused).await?),
+            (None, Some(remote)) => remote.set_queue_paused(paused).await,
+            (None, None) => Err(ShellError::attached()),
+        }
+    }
+
+    /// Submits a task like `task_id` again, on whichever coordinator the window shows.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown task, `invalid` when its type no longer accepts it.
+    pub async fn resubmit(&self, task_id: TaskId) -> Result<Task, ShellError> {
+        match (&self.coordinator, &self.remote) {
+            (Some(coordinator), _) => Ok(crate::cmd::resubmit(coordinator, task_id).await?),
+            (None, Some(remote)) => remote.resubmit(task_id).await,
+            (None, None) => Err(ShellError::attached()),
+        }
     }
 
     /// `base_url` followed by `path` (which starts with `/`).

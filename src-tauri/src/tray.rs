@@ -1,10 +1,13 @@
 //! The tray icon: live counts (running / waiting / failed since the window was last looked at)
 //! in its tooltip and menu, and the menu's actions. The menu calls `on_menu`, which tests call
-//! too, since Xvfb has no tray host to click. Counts come from the coordinator, never kept here.
+//! too, since Xvfb has no tray host to click. Counts come from the coordinator (in process or,
+//! attached, over REST), never kept here; what wakes the tray is the shell's hub.
 
+use std::future::Future;
+
+use blanket_core::TaskState;
 use blanket_core::hub::{HubEvent, Topic};
 use blanket_core::notify_policy::Outcome;
-use blanket_core::{Coordinator, TaskState};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -100,46 +103,46 @@ pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
 /// Pauses the queue when it runs, resumes it when paused.
 pub async fn toggle_queue<R: Runtime>(app: &AppHandle<R>) {
     let shell = app.state::<Shell>();
-    let Ok(coordinator) = shell.coordinator() else {
-        tracing::warn!("the queue of a coordinator in another process is paused from its pages");
-        return;
-    };
-    let toggled = match coordinator.queue_paused().await {
-        Ok(paused) => coordinator.set_queue_paused(!paused).await,
+    let toggled = match shell.queue_status().await {
+        Ok(status) => shell.set_queue_paused(!status.queue_paused).await,
         Err(error) => Err(error),
     };
-    if let Err(error) = toggled {
-        tracing::warn!(error = %error, "could not pause or resume the queue");
+    match toggled {
+        // The hub's nudge follows too, but only once the pause is stored: say it at once.
+        Ok(()) => shell.tray_refresh.notify_one(),
+        Err(error) => tracing::warn!(error = %error, "could not pause or resume the queue"),
     }
 }
 
-/// Keeps the tray's counts and pause item current until `stop`: woken by task and worker
-/// nudges (coalesced), finished tasks (for failures) and looks at the window.
-pub async fn follow<R: Runtime>(
+/// Keeps the tray's counts and pause item current until `stop`: woken by task nudges
+/// (coalesced), finished tasks (for failures) and looks at the window. Subscribes before it
+/// returns, so nothing published after the call is missed.
+pub fn follow<R: Runtime>(
     app: AppHandle<R>,
-    coordinator: Coordinator,
     stop: CancellationToken,
-) {
-    let hub = coordinator.hub().clone();
+) -> impl Future<Output = ()> + use<R> {
+    let hub = app.state::<Shell>().hub.clone();
     let mut tasks = hub.subscribe(Topic::Tasks);
     let mut events = hub.events();
-    loop {
-        refresh(&app, &coordinator).await;
-        let shell = app.state::<Shell>();
-        tokio::select! {
-            () = stop.cancelled() => return,
-            alive = tasks.changed() => if !alive { return },
-            () = shell.tray_refresh.notified() => {}
-            event = events.next() => match event {
-                None => return,
-                Some(HubEvent::TaskFinished(finished)) => {
-                    let failed = Outcome::of(finished.state).is_some_and(Outcome::is_failure);
-                    if failed && !finished.by_user && !shell.window_focused() {
-                        shell.count_failure();
+    async move {
+        loop {
+            refresh(&app).await;
+            let shell = app.state::<Shell>();
+            tokio::select! {
+                () = stop.cancelled() => return,
+                alive = tasks.changed() => if !alive { return },
+                () = shell.tray_refresh.notified() => {}
+                event = events.next() => match event {
+                    None => return,
+                    Some(HubEvent::TaskFinished(finished)) => {
+                        let failed = Outcome::of(finished.state).is_some_and(Outcome::is_failure);
+                        if failed && !finished.by_user && !shell.window_focused() {
+                            shell.count_failure();
+                        }
                     }
-                }
-                Some(_) => {}
-            },
+                    Some(_) => {}
+                },
+            }
         }
     }
 }
@@ -153,41 +156,48 @@ pub fn counts_text(counts: Counts) -> String {
     text
 }
 
-/// The counts the tray shows now.
-pub async fn counts<R: Runtime>(app: &AppHandle<R>, coordinator: &Coordinator) -> Counts {
-    let by_state = match coordinator.status().await {
-        Ok(status) => status.tasks.by_state,
-        Err(error) => {
-            tracing::warn!(error = %error, "could not count tasks for the tray");
-            Default::default()
-        }
-    };
-    let count = |state: TaskState| by_state.get(state.as_str()).copied().unwrap_or(0);
-    Counts {
+/// The counts the tray shows now, and whether the queue is paused.
+pub async fn counts<R: Runtime>(app: &AppHandle<R>) -> (Counts, bool) {
+    let shell = app.state::<Shell>();
+    let status = shell.queue_status().await.unwrap_or_else(|error| {
+        tracing::warn!(error = %error, "could not count tasks for the tray");
+        Default::default()
+    });
+    let count = |state: TaskState| status.tasks.get(state.as_str()).copied().unwrap_or(0);
+    let counts = Counts {
         running: count(TaskState::Running) + count(TaskState::Claimed),
         waiting: count(TaskState::Waiting),
-        failed_since_look: app.state::<Shell>().failed_since_look(),
-    }
+        failed_since_look: shell.failed_since_look(),
+    };
+    (counts, status.queue_paused)
 }
 
-async fn refresh<R: Runtime>(app: &AppHandle<R>, coordinator: &Coordinator) {
-    let text = counts_text(counts(app, coordinator).await);
-    let paused = coordinator.queue_paused().await.unwrap_or(false);
-    let Some(items) = app.try_state::<TrayItems<R>>() else {
-        return;
-    };
-    let pause_text = if paused {
+/// The tooltip and menu texts for `counts` and the queue flag: `(counts line, tooltip, pause
+/// item)`.
+pub fn texts(counts: Counts, paused: bool) -> (String, String, &'static str) {
+    let line = counts_text(counts);
+    let tooltip = format!("Blanket: {line}");
+    let pause = if paused {
         "Resume queue"
     } else {
         "Pause queue"
     };
+    (line, tooltip, pause)
+}
+
+async fn refresh<R: Runtime>(app: &AppHandle<R>) {
+    let (counts, paused) = counts(app).await;
+    let Some(items) = app.try_state::<TrayItems<R>>() else {
+        return;
+    };
+    let (line, tooltip, pause) = texts(counts, paused);
     let updated = items
         .counts
-        .set_text(&text)
-        .and_then(|()| items.pause.set_text(pause_text));
+        .set_text(&line)
+        .and_then(|()| items.pause.set_text(pause));
     let tooltip = app
         .tray_by_id(TRAY)
-        .map(|tray| tray.set_tooltip(Some(format!("Blanket: {text}"))));
+        .map(|tray| tray.set_tooltip(Some(tooltip)));
     if let Err(error) = updated.and(tooltip.unwrap_or(Ok(()))) {
         tracing::debug!(error = %error, "could not update the tray");
     }
@@ -207,5 +217,19 @@ mod tests {
         assert_eq!(counts_text(counts), "2 running · 3 waiting");
         counts.failed_since_look = 1;
         assert_eq!(counts_text(counts), "2 running · 3 waiting · 1 failed");
+    }
+
+    #[test]
+    fn the_tooltip_carries_the_counts_and_the_pause_item_says_what_it_will_do() {
+        let counts = Counts {
+            running: 1,
+            waiting: 0,
+            failed_since_look: 2,
+        };
+        let (line, tooltip, pause) = texts(counts, true);
+        assert_eq!(line, "1 running · 0 waiting · 2 failed");
+        assert_eq!(tooltip, "Blanket: 1 running · 0 waiting · 2 failed");
+        assert_eq!(pause, "Resume queue");
+        assert_eq!(texts(counts, false).2, "Pause queue");
     }
 }

@@ -6,6 +6,7 @@
  *    variable's name from the file picked for it;
  *  - tabs: the stdout/stderr tabs of a task, with the arrow keys;
  *  - times: keep "3 min ago" true without asking the server (a timer, no request);
+ *  - start at login: in the desktop window, read and change it through the app's command;
  *  - logs: show the tail the page came with, follow the rest live over the log's SSE
  *    stream (resuming after the last line shown), load earlier parts on demand, and keep
  *    scrolling to the newest line until the person scrolls up.
@@ -656,6 +657,40 @@
     }
   });
 
+  // ---- start at login (desktop window only) ------------------------------------------------
+
+  // The box reflects what the app reads back from the system (its autostart entry), so it
+  // shows the truth even when the entry was added or removed outside Blanket.
+  function initialiseAutostart() {
+    var box = document.getElementById('autostart');
+    var tauri = window.__TAURI__ && window.__TAURI__.core;
+    if (!box || !tauri) {
+      return;
+    }
+    var hint = document.getElementById('autostart-hint');
+    function show(enabled) {
+      box.checked = enabled;
+      box.disabled = false;
+      if (hint && hint.dataset.desktopHint) {
+        hint.textContent = hint.dataset.desktopHint;
+      }
+    }
+    tauri.invoke('autostart_enabled').then(show, function (error) {
+      showFlash('Cannot read the start-at-login setting: ' + (error.message || error), true);
+    });
+    box.addEventListener('change', function () {
+      var wanted = box.checked;
+      box.disabled = true;
+      tauri.invoke('set_autostart', { enabled: wanted }).then(function (enabled) {
+        show(enabled);
+        showFlash(enabled ? 'Blanket will start when you log in.' : 'Blanket will not start at login.', false);
+      }, function (error) {
+        show(!wanted);
+        showFlash('Could not change start at login: ' + (error.message || error), true);
+      });
+    });
+  }
+
   // ---- start -------------------------------------------------------------------------------
 
   function initialise(scope) {
@@ -668,5 +703,6 @@
   }
 
   initialise(document);
+  initialiseAutostart();
   document.querySelectorAll('#flash .flash').forEach(armFlash);
 })();

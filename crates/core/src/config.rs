@@ -45,7 +45,8 @@ const BBOLT_MAGIC_LITTLE: [u8; 4] = [0xED, 0xDA, 0x0C, 0xED];
 const BBOLT_MAGIC_BIG: [u8; 4] = [0xED, 0x0C, 0xDA, 0xED];
 
 /// Which finished tasks raise a desktop notification.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum NotifyMode {
     /// Every task that ran long enough.
     All,
@@ -104,8 +105,35 @@ pub struct Config {
     pub max_json_bytes: usize,
     /// Host names accepted in requests besides the loopback ones, lower case.
     pub allowed_hosts: Vec<String>,
-    /// Desktop notifications.
+    /// Desktop notifications, as configured at start; the coordinator keeps the live copy.
     pub notify: NotifyConfig,
+    /// Where this configuration came from.
+    pub origin: Origin,
+}
+
+/// Where a configuration came from, so settings changed at run time are saved where the next
+/// start reads them, and settings a higher layer decides are not offered for change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Origin {
+    /// The file run-time changes are saved to: the one that was read, else
+    /// [`default_config_path`]; `None` when neither exists (the platform has no config folder).
+    pub file: Option<PathBuf>,
+    /// Whether `file` is the old server's JSON, which is read but never rewritten.
+    pub file_is_old_json: bool,
+    /// The `notify` keys the environment or a flag sets, which a saved file cannot override.
+    pub notify_locks: NotifyLocks,
+}
+
+/// For each `notify` key, what sets it above the config file (e.g. `the environment variable
+/// BLANKET_NOTIFY_MODE`), or `None` when the file or the default decides it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NotifyLocks {
+    /// What sets `notify.mode`.
+    pub mode: Option<String>,
+    /// What sets `notify.min_seconds`.
+    pub min_seconds: Option<String>,
+    /// What sets `notify.when_focused`.
+    pub when_focused: Option<String>,
 }
 
 /// One layer of configuration: the values one source (file, environment, flags) sets.
@@ -305,6 +333,7 @@ impl fmt::Debug for Config {
             .field("max_json_bytes", &self.max_json_bytes)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("notify", &self.notify)
+            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -325,14 +354,37 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
         flags: Settings,
     ) -> Result<Config> {
-        let file = match config_path {
-            Some(path) => Settings::from_file(path)?,
+        let (file, file_path) = match config_path {
+            Some(path) => (Settings::from_file(path)?, Some(path.to_path_buf())),
             None => match default_config_path() {
-                Some(path) if path.exists() => Settings::from_file(&path)?,
-                _ => Settings::default(),
+                Some(path) if path.exists() => (Settings::from_file(&path)?, Some(path)),
+                default => (Settings::default(), default),
             },
         };
-        file.merge(Settings::from_env(env)?).merge(flags).resolve()
+        let environment = Settings::from_env(env)?;
+        let notify_locks = NotifyLocks {
+            mode: lock_of(&environment.notify_mode, &flags.notify_mode, "MODE"),
+            min_seconds: lock_of(
+                &environment.notify_min_seconds,
+                &flags.notify_min_seconds,
+                "MIN_SECONDS",
+            ),
+            when_focused: lock_of(
+                &environment.notify_when_focused,
+                &flags.notify_when_focused,
+                "WHEN_FOCUSED",
+            ),
+        };
+        let file_is_old_json = file_path.as_deref().is_some_and(|path| {
+            std::fs::read_to_string(path).is_ok_and(|text| is_old_json(path, &text))
+        });
+        let mut config = file.merge(environment).merge(flags).resolve()?;
+        config.origin = Origin {
+            file: file_path.map(absolute_or_same),
+            file_is_old_json,
+            notify_locks,
+        };
+        Ok(config)
     }
 
     /// Whether the server only listens on the loopback interface.
@@ -478,11 +530,7 @@ impl Settings {
         // on where the binary runs later.
         let absolute_file = absolute_or_same(path.to_path_buf());
         let folder = absolute_file.parent().unwrap_or(Path::new(""));
-        let is_json = path
-            .extension()
-            .is_some_and(|extension| extension.eq_ignore_ascii_case("json"))
-            || text.trim_start().starts_with('{');
-        if is_json {
+        if is_old_json(path, text) {
             settings_from_old_json(text, path, folder)
         } else {
             settings_from_toml(text, path, folder)
@@ -733,9 +781,33 @@ impl Settings {
                     .unwrap_or(DEFAULT_NOTIFY_MIN_SECONDS),
                 when_focused: self.notify_when_focused.unwrap_or(false),
             },
+            origin: Origin::default(),
             data_dir,
         }
     }
+}
+
+/// What sets a `notify` key above the config file: a flag wins over the environment variable
+/// `BLANKET_NOTIFY_<suffix>`.
+fn lock_of<T>(environment: &Option<T>, flags: &Option<T>, suffix: &str) -> Option<String> {
+    if flags.is_some() {
+        Some("a command-line flag".to_owned())
+    } else {
+        environment
+            .is_some()
+            .then(|| format!("the environment variable BLANKET_NOTIFY_{suffix}"))
+    }
+}
+
+/// Whether a config file is the old server's JSON: its name ends in `.json` or its text
+/// starts with `{`.
+fn is_old_json(path: &Path, text: &str) -> bool {
+    path.extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("json"))
+        || text
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{')
 }
 
 /// Our config file format. Field names are the TOML keys; unknown keys are refused so a
@@ -1538,6 +1610,32 @@ when_focused = true
         assert_eq!(config.local_workers, 5);
         assert_eq!(config.lease_seconds, 7);
         assert_eq!(config.keepalive_seconds, DEFAULT_KEEPALIVE_SECONDS);
+    }
+
+    #[test]
+    fn the_origin_names_the_file_read_and_the_notify_keys_set_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "config.toml", "[notify]\nmode = \"all\"\n");
+        let env = env_of(&[("BLANKET_NOTIFY_MIN_SECONDS", "0")]);
+        let flags = Settings {
+            notify_when_focused: Some(true),
+            ..in_dir(dir.path())
+        };
+        let config = Config::load(Some(&path), env, flags).unwrap();
+        assert_eq!(config.origin.file.as_deref(), Some(path.as_path()));
+        assert!(!config.origin.file_is_old_json);
+        assert_eq!(config.origin.notify_locks.mode, None);
+        assert_eq!(
+            config.origin.notify_locks.min_seconds.as_deref(),
+            Some("the environment variable BLANKET_NOTIFY_MIN_SECONDS")
+        );
+        assert_eq!(
+            config.origin.notify_locks.when_focused.as_deref(),
+            Some("a command-line flag")
+        );
+        let old = write(dir.path(), "config.json", "{\"port\": 1}");
+        let config = Config::load(Some(&old), no_env, Settings::default()).unwrap();
+        assert!(config.origin.file_is_old_json);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::filter::TaskFilter;
 use crate::hub::{Hub, HubEvent, Topic};
 use crate::id::{TaskId, WorkerId};
 use crate::local_workers::{self, Children, LaunchSpec, WorkerLauncher};
+use crate::notify_settings::LiveNotify;
 use crate::state::TaskState;
 use crate::store::{Claimed, NewTaskRow, Store, TaskChange, TaskCounts};
 use crate::task_type::{self, Catalog};
@@ -40,6 +41,7 @@ struct Inner {
     started_ts: i64,
     launcher: OnceLock<WorkerLauncher>,
     children: Children,
+    notify: LiveNotify,
 }
 
 /// A folder receiving the files of a submit that is still being uploaded.
@@ -108,8 +110,10 @@ impl Coordinator {
             broken_task_types = catalog.broken_count(),
             "coordinator opened"
         );
+        let notify = LiveNotify::new(config.notify.clone(), config.origin.clone());
         Ok(Coordinator {
             inner: Arc::new(Inner {
+                notify,
                 config,
                 store,
                 hub: Hub::new(),
@@ -125,6 +129,37 @@ impl Coordinator {
     /// The configuration in effect.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The notification settings in effect now (changed at run time by
+    /// [`Coordinator::change_notify`]; `config().notify` is what they were at start).
+    pub fn notify_config(&self) -> crate::config::NotifyConfig {
+        self.inner.notify.current()
+    }
+
+    /// The notification settings, where a change is saved and which keys are locked.
+    pub fn notify_settings(&self) -> wire::NotifySettings {
+        self.inner.notify.view()
+    }
+
+    /// Saves a change of the notification settings to the config file, makes it live and
+    /// announces it on the hub.
+    ///
+    /// # Errors
+    /// As [`LiveNotify::apply`].
+    pub async fn change_notify(&self, change: wire::NotifyChange) -> Result<wire::NotifySettings> {
+        let coordinator = self.clone();
+        let settings = tokio::task::spawn_blocking(move || coordinator.inner.notify.apply(&change))
+            .await
+            .map_err(|error| {
+                Error::Internal(format!(
+                    "saving the notification settings panicked: {error}"
+                ))
+            })??;
+        self.inner
+            .hub
+            .publish(HubEvent::NotifySettingsChanged(settings.clone()));
+        Ok(settings)
     }
 
     /// The hub every change is announced on.
@@ -474,7 +509,7 @@ impl Coordinator {
                 HubEvent::TaskChanged { id: task, .. } => running.contains(task),
                 HubEvent::TaskFinished(finished) => running.contains(&finished.id),
                 HubEvent::WorkerChanged { id: worker } => *worker == id,
-                HubEvent::TaskProgress(_) => false,
+                HubEvent::TaskProgress(_) | HubEvent::NotifySettingsChanged(_) => false,
                 HubEvent::Resync => true,
             };
             let woke = tokio::time::timeout_at(deadline, async {

@@ -48,6 +48,8 @@ pub enum HubEvent {
     TaskProgress(wire::TaskProgress),
     /// A worker registered, stopped, was restarted, deleted or lost.
     WorkerChanged { id: WorkerId },
+    /// The notification settings changed (from a settings page or `PUT /config/notify`).
+    NotifySettingsChanged(wire::NotifySettings),
     /// The subscriber fell behind and missed events: reload state from the store.
     Resync,
 }

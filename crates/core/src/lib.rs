@@ -10,6 +10,7 @@ pub mod hub;
 pub mod id;
 pub mod local_workers;
 pub mod notify_policy;
+pub mod notify_settings;
 pub mod state;
 pub mod store;
 pub mod task_type;

@@ -17,6 +17,10 @@ pub const WORKERS_CHANGED: &str = "workers-changed";
 pub const TASK_FINISHED: &str = "task-finished";
 /// Desktop event name of [`TaskProgress`].
 pub const TASK_PROGRESS: &str = "task-progress";
+/// SSE `event:` name and desktop event name of [`NotifySettings`], sent when they change.
+pub const NOTIFY_SETTINGS_CHANGED: &str = "notify-settings-changed";
+/// SSE `event:` name telling a client of the typed events that it missed some: reload.
+pub const RESYNC: &str = "resync";
 
 /// The current unix time in seconds.
 pub fn now() -> i64 {
@@ -25,6 +29,32 @@ pub fn now() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
         })
+}
+
+/// The desktop notification settings in effect (`GET /config/notify`) and where changes go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifySettings {
+    pub mode: crate::config::NotifyMode,
+    pub min_seconds: u64,
+    pub when_focused: bool,
+    /// The config file changes are saved to.
+    pub file: Option<String>,
+    /// Why changes cannot be saved, when they cannot (an old JSON file, no config folder).
+    pub read_only: Option<String>,
+    /// The keys set above the config file, each with what sets it (`"minSeconds": "the
+    /// environment variable BLANKET_NOTIFY_MIN_SECONDS"`); they cannot be changed here.
+    pub locked: BTreeMap<String, String>,
+}
+
+/// A change of the notification settings (`PUT /config/notify`); keys left out keep their
+/// value. Loosely typed so a bad value gets a message naming the key and the fix.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifyChange {
+    pub mode: Option<String>,
+    pub min_seconds: Option<i64>,
+    pub when_focused: Option<bool>,
 }
 
 /// A task as the API shows it.

@@ -7,10 +7,12 @@ mod error;
 mod guard;
 mod logs;
 mod metrics;
+mod open_files;
 mod pages;
 mod results;
 pub mod runtime;
 mod sse;
+mod sse_events;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -103,6 +105,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::root_redirect))
         .route("/version", get(api::meta::version_get))
         .route("/config", get(api::meta::config_get))
+        .route(
+            "/config/notify",
+            get(api::meta::config_notify_get).put(api::meta::config_notify_put),
+        )
         .route("/ops/status", get(api::meta::status_get))
         .route("/metrics", get(metrics::metrics_get))
         .route("/openapi.json", get(api::meta::openapi_get))
@@ -175,6 +181,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/task-types/reload", post(pages::types_reload))
         .route("/ui/task-types/{name}", get(pages::types_detail_page))
         .route("/ui/about", get(pages::about_page))
+        .route(
+            "/ui/settings",
+            get(pages::settings_page).post(pages::settings_save),
+        )
         .route("/ui/partials/tasks-rows", get(pages::tasks_rows_partial))
         .route("/ui/partials/new-task", get(pages::new_task_partial))
         .route(
@@ -201,6 +211,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/static/{*path}", get(pages::static_get))
         .route("/ui/sse/tasks", get(sse::tasks_changes))
         .route("/ui/sse/workers", get(sse::workers_changes))
+        .route("/ui/sse/events", get(sse_events::events))
         .fallback(api::meta::no_route)
         .method_not_allowed_fallback(api::meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.options.max_json_bytes));

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use blanket_core::hub::HubEvent;
 use blanket_core::wire::WorkerStatus;
@@ -403,17 +403,10 @@ fn follow(
         shutdown: state.shutdown.clone(),
         _slot: slot,
     };
-    let mut response = Sse::new(log_events(follower))
-        .keep_alive(
-            KeepAlive::new()
-                .interval(state.options.keepalive)
-                .text("keepalive"),
-        )
-        .into_response();
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(crate::sse_events::sse_response(
+        log_events(follower),
+        state.options.keepalive,
+    ))
 }
 
 fn log_events(follower: Follower) -> impl Stream<Item = Result<Event, Infallible>> {

@@ -289,6 +289,14 @@ async fn server_answers_match_the_documented_schemas() {
     let before_submit = [
         ("get", "/version", "/version".to_string(), None, 200),
         ("get", "/config/", "/config/".into(), None, 200),
+        ("get", "/config/notify", "/config/notify".into(), None, 200),
+        (
+            "put",
+            "/config/notify",
+            "/config/notify".into(),
+            Some(json!({ "minSeconds": -1 })),
+            400,
+        ),
         ("get", "/ops/status/", "/ops/status/".into(), None, 200),
         ("get", "/task_type/", "/task_type/".into(), None, 200),
         (

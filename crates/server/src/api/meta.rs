@@ -5,9 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, Uri, header};
 use axum::response::IntoResponse;
-use blanket_core::wire::VersionInfo;
+use blanket_core::wire::{NotifyChange, NotifySettings, VersionInfo};
 use serde_json::{Value, json};
 
+use crate::error::ApiJson;
 use crate::{ApiError, AppState};
 
 /// The OpenAPI document of the REST API, kept in sync with the router by a test.
@@ -22,9 +23,30 @@ pub async fn version_get() -> Json<VersionInfo> {
     })
 }
 
-/// `GET /config/`: the configuration in effect, secrets hidden.
+/// `GET /config/`: the configuration in effect, secrets hidden, notification settings live.
 pub async fn config_get(State(state): State<AppState>) -> Json<Value> {
-    Json(state.coordinator.config().public_view())
+    let mut view = state.coordinator.config().public_view();
+    let notify = state.coordinator.notify_config();
+    view["notify"] = json!({
+        "mode": notify.mode.as_str(),
+        "min_seconds": notify.min_seconds,
+        "when_focused": notify.when_focused,
+    });
+    Json(view)
+}
+
+/// `GET /config/notify`: the notification settings, where changes are saved, which are locked.
+pub async fn config_notify_get(State(state): State<AppState>) -> Json<NotifySettings> {
+    Json(state.coordinator.notify_settings())
+}
+
+/// `PUT /config/notify`: changes the notification settings, saved to the config file and
+/// live at once.
+pub async fn config_notify_put(
+    State(state): State<AppState>,
+    ApiJson(change): ApiJson<NotifyChange>,
+) -> Result<Json<NotifySettings>, ApiError> {
+    Ok(Json(state.coordinator.change_notify(change).await?))
 }
 
 /// `GET /ops/status/`.

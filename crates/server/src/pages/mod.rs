@@ -6,6 +6,7 @@
 mod about;
 mod assets;
 mod logtail;
+mod settings;
 mod task_detail;
 mod task_form;
 mod tasks;
@@ -23,6 +24,7 @@ use crate::ApiError;
 
 pub use about::about_page;
 pub use assets::static_get;
+pub use settings::{settings_page, settings_save};
 pub use task_detail::{task_summary_partial, tasks_detail_page};
 pub use task_form::{
     custom_env_row_partial, new_task_partial, task_type_env_partial, tasks_create, tasks_new_page,

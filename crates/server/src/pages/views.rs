@@ -16,6 +16,7 @@ pub enum Nav {
     Tasks,
     Workers,
     TaskTypes,
+    Settings,
     About,
     None,
 }
@@ -46,6 +47,7 @@ impl Chrome {
             (Nav::Tasks, "tasks")
                 | (Nav::Workers, "workers")
                 | (Nav::TaskTypes, "types")
+                | (Nav::Settings, "settings")
                 | (Nav::About, "about")
         )
     }
