@@ -388,7 +388,11 @@ fn two_hundred_sse_clients_that_never_read_do_not_slow_submits_or_grow_memory() 
     // Blocks with and without the clients alternate, so a neighbour's load that comes and
     // goes while the test runs weighs on both sides alike.
     let (blocks, per_block) = (proof::scale(3, 10), proof::scale(100, 300));
-    let server = Server::start();
+    // A stream learns that its client left when it next writes: a keep-alive every second
+    // bounds that wait.
+    let server = Server::builder()
+        .env("BLANKET_KEEPALIVE_SECONDS", "1")
+        .start();
     let task_streams = || server.status()["subscribers"]["tasks"].as_u64();
     submit_latencies(&server, 50);
     let rss_before = proof::rss_kib(server.pid());
