@@ -5,7 +5,9 @@ Starts a virtual display (Xvfb), a D-Bus session and a real notification daemon 
 drives the built `blanket-desktop` through tauri-driver and WebKitWebDriver with selenium, and a
 chromium page on the same coordinator beside it. Each app gets a temp data dir and a free port
 (BLANKET_DATA_DIR, BLANKET_PORT, as for `blanket serve`). The app inherits tauri-driver's
-environment, so every app configuration gets a tauri-driver of its own.
+environment, so every app configuration gets a tauri-driver of its own. Everything runs with a
+temporary HOME (and XDG_CONFIG_HOME inside it), so the config file the Settings page saves and
+the start-at-login entry land there, never in the real home.
 
 Run by `cargo xtask test` (step "desktop window"); by hand:
     tests/desktop/journeys.py --bin-dir target/debug --artifacts target/desktop-tests
@@ -28,6 +30,7 @@ import tempfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -94,6 +97,9 @@ class Desktop:
         self.processes = []
         self.work = tempfile.mkdtemp(prefix="blanket-desktop-tests-")
         self.env = dict(os.environ)
+        self.home = os.path.join(self.work, "home")
+        self.env["HOME"] = self.home
+        self.env["XDG_CONFIG_HOME"] = os.path.join(self.home, ".config")
         read, write = os.pipe()
         xvfb = subprocess.Popen(
             ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x860x24", "-nolisten", "tcp"],
@@ -322,6 +328,21 @@ def close_like_a_window_manager(desktop):
         xlib.XCloseDisplay(display)
 
 
+def post_form(url, fields):
+    """A plain (non-htmx) form post; answers the status of the first response, unredirected."""
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def chromium(url):
     options = ChromeOptions()
     for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,760"]:
@@ -476,6 +497,51 @@ def main():
             received = desktop.closed_since(seen)
             assert received == ["20 tasks finished"], f"the daemon received {received}"
 
+        @journey("the Settings page saves the notify mode live into the config file; env keys are locked")
+        def _():
+            config_file = os.path.join(desktop.home, ".config", "blanket", "config.toml")
+            app.window.get(f"{app.base}/ui/settings")
+            form = wait_for("the settings form", lambda: app.window.find_element(By.ID, "notify-settings"))
+            threshold = form.find_element(By.ID, "notify-min-seconds")
+            assert not threshold.is_enabled(), "BLANKET_NOTIFY_MIN_SECONDS locks the threshold"
+            hint = form.find_element(By.ID, "notify-min-seconds-hint").text
+            assert "BLANKET_NOTIFY_MIN_SECONDS" in hint, hint
+            form.find_element(By.CSS_SELECTOR, 'input[name="mode"][value="none"]').click()
+            form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+            wait_for("the saved notice", lambda: "Saved." in app.window.find_element(By.ID, "notify-settings").text)
+            with open(config_file) as saved:
+                assert 'mode = "none"' in saved.read()
+            app.screenshot("settings.png")
+            # Live, no restart: a failure with mode "none" raises nothing.
+            time.sleep(BURST_SETTLE)
+            seen = desktop.seen()
+            task = app.submit("fail_task")
+            wait_for("the task to fail", lambda: http("GET", f"{app.base}/task/{task['id']}")["state"] == "ERROR")
+            time.sleep(BURST_SETTLE)
+            assert desktop.displayed() == 0 and not desktop.closed_since(seen), "mode none still notified"
+            # A bad value is refused with a message, and the plain form post says so too.
+            assert post_form(f"{app.base}/ui/settings", {"mode": "loud"}) == 400
+            http("PUT", f"{app.base}/config/notify", {"mode": "all"})
+            with open(config_file) as saved:
+                assert 'mode = "all"' in saved.read()
+
+        @journey("start at login is off, and the Settings page turns its autostart entry on and off")
+        def _():
+            entry = os.path.join(desktop.home, ".config", "autostart", "Blanket.desktop")
+            app.window.get(f"{app.base}/ui/settings")
+            box = wait_for("the start-at-login box to be read", lambda: [
+                element for element in app.window.find_elements(By.ID, "autostart") if element.is_enabled()])[0]
+            assert not box.is_selected() and not os.path.exists(entry), "start at login is off by default"
+            box.click()
+            wait_for("the autostart entry", lambda: os.path.exists(entry))
+            with open(entry) as desktop_entry:
+                assert app.binary in desktop_entry.read(), "the entry starts this app"
+            wait_for("the box to show it on", lambda: app.window.find_element(By.ID, "autostart").is_selected())
+            app.window.find_element(By.ID, "autostart").click()
+            wait_for("the autostart entry to go", lambda: not os.path.exists(entry))
+            app.window.get(f"{app.base}/ui/")
+            wait_for("the tasks page again", lambda: app.window.find_element(By.ID, "tasks-rows"))
+
         @journey("closing the window hides it to the tray; the server keeps serving")
         def _():
             pid = app.pid()
@@ -529,8 +595,10 @@ def main():
             app.end_session()
             port = free_port()
             data_dir = tempfile.mkdtemp(prefix="headless-", dir=desktop.work)
+            # The attached app notifies per that coordinator's settings, sent on its stream.
+            serve_env = dict(desktop.env, BLANKET_NOTIFY_MIN_SECONDS="0", BLANKET_NOTIFY_WHEN_FOCUSED="true")
             serve = subprocess.Popen([headless, "serve", "--port", str(port), "--data-dir", data_dir, "--workers", "0"],
-                                     env=desktop.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     env=serve_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 wait_for("blanket serve", lambda: http("GET", f"http://127.0.0.1:{port}/version"))
                 started = http("GET", f"http://127.0.0.1:{port}/ops/status/")["startedTs"]
@@ -538,10 +606,24 @@ def main():
                 assert app.pid() == serve.pid, "the port still belongs to blanket serve"
                 assert app.status()["startedTs"] == started
                 assert app.window.current_url.startswith(f"http://127.0.0.1:{port}/ui")
-                # The window follows that server's SSE nudges, forwarded as Tauri events.
-                task = app.submit("echo_task")
+                # The app follows that server's one event stream, relayed into its own hub.
+                wait_for("the app's event stream", lambda: app.status()["subscribers"]["events"] >= 1)
+                task = app.submit("fail_task")
                 wait_for("the headless coordinator's task in the window", lambda: task["id"][:8] in
                          app.window.find_element(By.ID, "tasks-rows").text)
+                # No worker runs there: play one, so the task fails and the app notifies.
+                time.sleep(BURST_SETTLE)
+                seen = desktop.seen()
+                worker = "ab" * 12
+                http("PUT", f"{app.base}/worker/{worker}", {"tags": ["bash", "unix"], "pid": 1, "checkInterval": 2})
+                claimed = http("POST", f"{app.base}/task/claim/{worker}")
+                assert claimed["id"] == task["id"], claimed
+                http("PUT", f"{app.base}/task/{task['id']}/run?pid=1")
+                http("PUT", f"{app.base}/task/{task['id']}/finish?state=ERROR&exitCode=1")
+                wait_for("the attached app's notification", lambda: desktop.displayed() >= 1, interval=0.2)
+                desktop.dunstctl("close-all")
+                received = desktop.closed_since(seen)
+                assert "fail_task failed" in received, f"the daemon received {received}"
             finally:
                 app.end_session()
                 app = None
