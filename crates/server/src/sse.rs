@@ -65,18 +65,18 @@ impl Drop for StreamSlot {
 
 /// `GET /ui/sse/tasks`: `event: tasks-changed`.
 pub async fn tasks_changes(State(state): State<AppState>) -> Result<Response, ApiError> {
-    changes(&state, Topic::Tasks)
+    changes(&state, Topic::Tasks, TASKS_EVENT)
 }
 
 /// `GET /ui/sse/workers`: `event: workers-changed`.
 pub async fn workers_changes(State(state): State<AppState>) -> Result<Response, ApiError> {
-    changes(&state, Topic::Workers)
+    changes(&state, Topic::Workers, WORKERS_EVENT)
 }
 
-fn changes(state: &AppState, topic: Topic) -> Result<Response, ApiError> {
+fn changes(state: &AppState, topic: Topic, event: &'static [u8]) -> Result<Response, ApiError> {
     let slot = state.streams.acquire(state.options.max_streams)?;
     let stream = ChangeStream {
-        event: change_event(topic),
+        event: Bytes::from_static(event),
         nudges: state.coordinator.hub().subscribe(topic),
         shutdown: state.shutdown.clone(),
         keepalive: state.options.keepalive,
@@ -94,12 +94,10 @@ fn changes(state: &AppState, topic: Topic) -> Result<Response, ApiError> {
         .into_response())
 }
 
-/// A topic's whole event, encoded once per stream: each change then costs a stream a
-/// reference-count bump, a wake-up and a write, with nothing formatted or allocated.
-fn change_event(topic: Topic) -> Bytes {
-    let name = topic.event_name().unwrap_or_default();
-    Bytes::from(format!("event: {name}\ndata: {name}\n\n"))
-}
+/// Each topic's whole event, encoded once for every stream: a change then costs a stream a
+/// wake-up and a write, with nothing formatted, allocated or reference-counted.
+const TASKS_EVENT: &[u8] = b"event: tasks-changed\ndata: tasks-changed\n\n";
+const WORKERS_EVENT: &[u8] = b"event: workers-changed\ndata: workers-changed\n\n";
 
 /// The comment line an idle stream sends so proxies and browsers keep it open.
 const KEEPALIVE: Bytes = Bytes::from_static(b": keepalive\n\n");
@@ -174,5 +172,21 @@ impl ChangeStream {
                 }
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoded_events_carry_the_wire_names() {
+        for (event, topic) in [(TASKS_EVENT, Topic::Tasks), (WORKERS_EVENT, Topic::Workers)] {
+            let name = topic.event_name().expect("a visible topic");
+            assert_eq!(
+                std::str::from_utf8(event).expect("ASCII"),
+                format!("event: {name}\ndata: {name}\n\n")
+            );
+        }
     }
 }
