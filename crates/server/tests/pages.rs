@@ -216,6 +216,46 @@ async fn submitting_the_form_with_a_file_creates_the_task_and_saves_the_file() {
 }
 
 #[tokio::test]
+async fn settings_page_shows_the_notify_settings_and_says_when_they_cannot_be_saved() {
+    // Built from settings alone, this coordinator read no config file, so it has none to write.
+    let server = Server::start(Settings::default()).await;
+
+    let page = server.get("/ui/settings").await;
+
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("<h1>Settings</h1>"), "{html}");
+    assert!(
+        html.contains(r#"href="/ui/settings" aria-current="page""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"name="mode" value="all" checked"#),
+        "{html}"
+    );
+    assert!(html.contains("Changes cannot be saved"), "{html}");
+    assert!(html.contains("applies to the desktop app"), "{html}");
+}
+
+#[tokio::test]
+async fn a_bad_threshold_is_said_in_the_settings_form() {
+    let server = Server::start(Settings::default()).await;
+
+    let answer = server
+        .post_form("/ui/settings", "mode=all&minSeconds=ten", true)
+        .await;
+
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let html = answer.text();
+    assert!(html.contains(r#"id="notify-settings""#), "{html}");
+    assert!(
+        html.contains("&#34;ten&#34; is not a whole number"),
+        "{html}"
+    );
+    assert_eq!(server.coordinator.notify_config().min_seconds, 10);
+}
+
+#[tokio::test]
 async fn htmx_submit_answers_a_notice_in_place_of_the_form() {
     let server = Server::start(Settings::default()).await;
     let body = multipart(&[

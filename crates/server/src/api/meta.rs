@@ -25,14 +25,20 @@ pub async fn version_get() -> Json<VersionInfo> {
 
 /// `GET /config/`: the configuration in effect, secrets hidden, notification settings live.
 pub async fn config_get(State(state): State<AppState>) -> Json<Value> {
-    let mut view = state.coordinator.config().public_view();
-    let notify = state.coordinator.notify_config();
+    Json(config_view(&state.coordinator))
+}
+
+/// The configuration as `GET /config/` and the About page show it: as read at start, with the
+/// notification settings as they are now.
+pub fn config_view(coordinator: &blanket_core::Coordinator) -> Value {
+    let mut view = coordinator.config().public_view();
+    let notify = coordinator.notify_config();
     view["notify"] = json!({
         "mode": notify.mode.as_str(),
         "min_seconds": notify.min_seconds,
         "when_focused": notify.when_focused,
     });
-    Json(view)
+    view
 }
 
 /// `GET /config/notify`: the notification settings, where changes are saved, which are locked.

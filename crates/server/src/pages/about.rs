@@ -1,5 +1,6 @@
-//! The About page: the version, the configuration in effect (secrets hidden, as
-//! `GET /config/` shows it), where the data and task types live, and links to the API.
+//! The About page: the version, the configuration in effect (secrets hidden, notification
+//! settings live, as `GET /config/` shows it), where the data and task types live, and links
+//! to the API.
 
 use askama::Template;
 use axum::extract::State;
@@ -15,7 +16,11 @@ use crate::AppState;
 pub async fn about_page(State(state): State<AppState>) -> Response {
     let config = state.coordinator.config();
     let mut settings = Vec::new();
-    flatten("", &config.public_view(), &mut settings);
+    flatten(
+        "",
+        &crate::api::meta::config_view(&state.coordinator),
+        &mut settings,
+    );
     let status = state.coordinator.status().await.ok();
     let page = AboutPage {
         chrome: Chrome::new("About", Nav::About),
