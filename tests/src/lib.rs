@@ -166,6 +166,7 @@ pub struct ServerBuilder {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     token: Option<String>,
+    open_files: Option<u64>,
 }
 
 impl ServerBuilder {
@@ -203,6 +204,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server with at most `limit` open files (its soft and hard `RLIMIT_NOFILE`).
+    pub fn open_files_limit(mut self, limit: u64) -> ServerBuilder {
+        self.open_files = Some(limit);
+        self
+    }
+
     /// Starts the server and waits until it answers.
     pub fn start(self) -> Server {
         let mut server = Server {
@@ -210,6 +217,7 @@ impl ServerBuilder {
             args: self.args,
             env: self.env,
             token: self.token,
+            open_files: self.open_files,
             process: None,
             port: 0,
             http: http_client(None),
@@ -226,6 +234,7 @@ pub struct Server {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     token: Option<String>,
+    open_files: Option<u64>,
     process: Option<Child>,
     port: u16,
     http: reqwest::blocking::Client,
@@ -244,6 +253,7 @@ impl Server {
             args: Vec::new(),
             env: Vec::new(),
             token: None,
+            open_files: None,
         }
     }
 
@@ -453,6 +463,9 @@ impl Server {
                     log.try_clone().expect("sharing the server log file"),
                 ))
                 .stderr(Stdio::from(log));
+            if let Some(limit) = self.open_files {
+                limit_open_files(&mut command, limit);
+            }
             let child = command.spawn().expect("starting the blanket binary");
             self.port = port;
             self.process = Some(child);
@@ -1026,6 +1039,22 @@ fn send_signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe {
         libc::kill(pid, signal);
+    }
+}
+
+#[expect(
+    unsafe_code,
+    reason = "std sets no resource limit of a child; pre_exec runs one setrlimit call in it"
+)]
+fn limit_open_files(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only calls setrlimit(2), which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, limit)
+                .map_err(std::io::Error::from)
+        });
     }
 }
 

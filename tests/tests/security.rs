@@ -2,7 +2,8 @@
 //! (cross-site requests) are 403, a token server wants its bearer token, and `serve` refuses
 //! to start exposed without a token or on a busy port, with one clear line.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use blanket_blackbox::{
@@ -289,4 +290,169 @@ fn the_port_can_come_from_the_environment() {
     assert!(!exit.status.success());
     assert!(exit.stderr.contains(&port.to_string()), "{}", exit.stderr);
     drop(taken);
+}
+
+/// The open-file limit the flooded server starts with.
+const SERVER_OPEN_FILES: u64 = 1024;
+/// How many clients flood it.
+const FLOOD: usize = 10_000;
+
+/// Raises this test process's own open-file limit so it can hold `needed` sockets.
+fn allow_open_files(needed: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("reading the open-file limit");
+    assert!(
+        hard >= needed,
+        "this test holds {needed} sockets, more than the hard open-file limit {hard}: raise it (ulimit -Hn)"
+    );
+    if soft < needed {
+        setrlimit(Resource::RLIMIT_NOFILE, needed, hard).expect("raising the open-file limit");
+    }
+}
+
+/// Opens `GET path` and reads the answer's head, and its body unless it is a stream; the
+/// connection stays open as long as the returned socket lives.
+fn open_stream(port: u16, path: &str) -> (TcpStream, u16, Vec<u8>) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("setting a read timeout");
+    (&stream)
+        .write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("sending the request");
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .expect("reading the status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {line:?}"));
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("reading a header");
+        let header = line.trim_end().to_ascii_lowercase();
+        if header.is_empty() {
+            break;
+        }
+        if let Some(value) = header.strip_prefix("content-length:") {
+            length = value.trim().parse().expect("a numeric content-length");
+        }
+    }
+    let mut body = vec![0; if status == 200 { 0 } else { length }];
+    reader.read_exact(&mut body).expect("reading the body");
+    (stream, status, body)
+}
+
+#[test]
+fn ten_thousand_streams_are_capped_with_a_clear_503_and_the_server_recovers() {
+    allow_open_files(FLOOD as u64 + 1000);
+    let server = Server::builder()
+        .open_files_limit(SERVER_OPEN_FILES)
+        .start();
+    let port = server.port();
+    let mut clients = Vec::with_capacity(FLOOD);
+    let mut streaming = 0;
+    for _ in 0..FLOOD {
+        let (stream, status, body) = open_stream(port, "/ui/sse/tasks");
+        match status {
+            200 => streaming += 1,
+            503 => {
+                let message = error_message(&body);
+                assert!(message.contains("too many open live streams"), "{message}");
+            }
+            other => panic!(
+                "a stream was answered {other}: {}",
+                String::from_utf8_lossy(&body)
+            ),
+        }
+        // Refused clients keep their end open: the server must not keep its own.
+        clients.push(stream);
+    }
+    assert!(
+        streaming > 0 && streaming < SERVER_OPEN_FILES as usize,
+        "{streaming} streams were opened with {SERVER_OPEN_FILES} files"
+    );
+    // With every stream slot taken, the server still has files to serve requests with.
+    server.get("/version").expect_status(200);
+    server.submit(&serde_json::json!({"type": "echo_task"}));
+    let log = server.log();
+    assert!(
+        !log.contains("Too many open files") && !log.contains("panicked"),
+        "{log}"
+    );
+    drop(clients);
+    // The next change is written to every stream, which ends those whose client went away.
+    server.submit(&serde_json::json!({"type": "echo_task"}));
+    let stream = blanket_blackbox::poll_until(
+        Duration::from_secs(60),
+        "a stream slot to come free",
+        || SseClient::connect(port, "/ui/sse/tasks", &[]).ok(),
+    );
+    assert!(stream.next_event(Duration::from_secs(10)).is_some());
+    assert_eq!(server.get("/task/?count=true").text(), "2");
+}
+
+/// CPU seconds the process `pid` has used so far (user and system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading /proc stat");
+    // Fields after the command name, which ends with the last ')': utime and stime are the
+    // 12th and 13th of them, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11..13]
+        .iter()
+        .map(|field| field.parse::<f64>().expect("a tick count"))
+        .sum();
+    ticks / 100.0
+}
+
+#[test]
+fn running_out_of_files_neither_spins_nor_stops_the_accept_loop() {
+    const OPEN_FILES: u64 = 128;
+    let server = Server::builder().open_files_limit(OPEN_FILES).start();
+    let port = server.port();
+    // Connections that never send a request each take one of the server's files.
+    let idle: Vec<TcpStream> = (0..OPEN_FILES + 16)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connecting"))
+        .collect();
+    blanket_blackbox::poll_until(
+        Duration::from_secs(60),
+        "the server to run out of files",
+        || server.log().contains("Too many open files").then_some(()),
+    );
+    let before = cpu_seconds(server.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_seconds(server.pid()) - before;
+    assert!(
+        used < 1.0,
+        "the server used {used:.2} s of CPU in 3 s while out of files: its accept loop spins"
+    );
+    drop(idle);
+    blanket_blackbox::poll_until(
+        Duration::from_secs(60),
+        "the server to answer again",
+        || {
+            server
+                .http()
+                .get(server.url("/version"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .ok()
+                .filter(|response| response.status().is_success())
+        },
+    );
+    server.submit(&serde_json::json!({"type": "echo_task"}));
 }

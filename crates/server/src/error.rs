@@ -5,8 +5,8 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blanket_core::wire::ErrorBody;
 
@@ -73,7 +73,15 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, axum::Json(ErrorBody { error: message })).into_response()
+        let mut response = (status, axum::Json(ErrorBody { error: message })).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A client turned away for want of capacity must not keep a connection, which is
+            // an open file here, while it waits to try again.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -256,6 +264,15 @@ mod tests {
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], br#"{"error":"task x not found"}"#);
+    }
+
+    #[test]
+    fn a_busy_answer_closes_its_connection() {
+        let response = ApiError::Busy("too many open live streams (2)".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        let response = ApiError::Conflict("already finished".into()).into_response();
+        assert!(response.headers().get(header::CONNECTION).is_none());
     }
 
     #[tokio::test]

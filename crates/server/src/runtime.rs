@@ -12,7 +12,7 @@ use blanket_core::local_workers::WorkerLauncher;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{AppState, ServerOptions};
+use crate::{AppState, ServerOptions, open_files};
 
 /// The program that runs a local worker: the running binary, with the arguments that select
 /// its worker mode (`blanket worker ...`, `blanket-desktop worker ...`).
@@ -102,7 +102,10 @@ impl Runtime {
         let local_address = listener
             .local_addr()
             .map_err(|source| StartError::Listen { address, source })?;
-        let options = ServerOptions::from_config(&config);
+        let mut options = ServerOptions::from_config(&config);
+        options.max_streams =
+            open_files::stream_cap(open_files::raise_limit(), options.max_streams);
+        let max_streams = options.max_streams;
         let token = config.token.clone();
         let coordinator = Coordinator::open(config).await.map_err(StartError::Open)?;
         if let Some(workers) = workers {
@@ -120,7 +123,7 @@ impl Runtime {
             state.clone(),
             stop_serving.clone().cancelled_owned(),
         ));
-        tracing::info!(url = %format!("http://{local_address}/ui/"), "blanket is serving");
+        tracing::info!(url = %format!("http://{local_address}/ui/"), max_streams, "blanket is serving");
         let reaper = {
             let coordinator = coordinator.clone();
             let stop = stop_serving.clone();
