@@ -380,6 +380,25 @@ impl Server {
         }
     }
 
+    /// Every route of the server's OpenAPI document (which a test keeps equal to the router),
+    /// as (method, path template such as `/task/{id}`), pages and streams included.
+    pub fn routes(&self) -> Vec<(String, String)> {
+        let reply = self.get("/openapi.json");
+        reply.expect_status(200);
+        let document = reply.json();
+        let paths = document["paths"]
+            .as_object()
+            .expect("the OpenAPI document lists paths");
+        let mut routes = Vec::new();
+        for (path, operations) in paths {
+            let methods = operations.as_object().expect("a path's operations");
+            for method in methods.keys().filter(|key| *key != "parameters") {
+                routes.push((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        routes
+    }
+
     /// `GET /ops/status/` as JSON.
     pub fn status(&self) -> Value {
         let reply = self.get("/ops/status/");
@@ -954,6 +973,22 @@ impl<'a> MultipartPart<'a> {
             body,
         }
     }
+}
+
+/// `template` (a path of [`Server::routes`]) with its parameters filled in: `{id}` with
+/// `worker` on worker routes and `task` elsewhere, `{workerId}` with `worker`, `{name}` with
+/// `type_name`, `{path}` with a file name.
+pub fn route_path(template: &str, task: &str, worker: &str, type_name: &str) -> String {
+    let id = if template.contains("worker") {
+        worker
+    } else {
+        task
+    };
+    template
+        .replace("{workerId}", worker)
+        .replace("{id}", id)
+        .replace("{name}", type_name)
+        .replace("{path}", "blanket.stdout.log")
 }
 
 /// Every path below `dir`, relative to it, sorted; symlinks are listed, not followed.

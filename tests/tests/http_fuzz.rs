@@ -4,6 +4,7 @@
 //! of an API route; then the server must still submit and list. Seeded: a failure prints the
 //! seed, and `BLANKET_FUZZ_SEED=<seed>` replays the same requests.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
@@ -369,22 +370,11 @@ struct Targets {
 
 impl Targets {
     fn new(server: &Server) -> Targets {
-        let document = server.get("/openapi.json").json();
-        let routes: Vec<(String, Vec<String>)> = document["paths"]
-            .as_object()
-            .expect("the OpenAPI document lists paths")
-            .iter()
-            .map(|(path, operations)| {
-                let methods = operations
-                    .as_object()
-                    .expect("a path's operations")
-                    .keys()
-                    .filter(|key| *key != "parameters")
-                    .map(|method| method.to_ascii_uppercase())
-                    .collect();
-                (path.clone(), methods)
-            })
-            .collect();
+        let mut by_path: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (method, path) in server.routes() {
+            by_path.entry(path).or_default().push(method);
+        }
+        let routes: Vec<(String, Vec<String>)> = by_path.into_iter().collect();
         assert!(routes.len() > 40, "only {} routes listed", routes.len());
         let task_ids = (0..3)
             .map(|_| {

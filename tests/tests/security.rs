@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use blanket_blackbox::{
     RawReply, Sandbox, Server, SseClient, error_message, free_port, raw_get, raw_request,
-    run_to_exit,
+    route_path, run_to_exit,
 };
 
 fn assert_json_error(reply: &RawReply, status: u16) -> String {
@@ -455,4 +455,95 @@ fn running_out_of_files_neither_spins_nor_stops_the_accept_loop() {
         },
     );
     server.submit(&serde_json::json!({"type": "echo_task"}));
+}
+
+/// Every route the server lists, as (method, path) with a real task, worker and type.
+fn every_route(server: &Server) -> Vec<(String, String)> {
+    let task = server.submit(&serde_json::json!({"type": "echo_task"}));
+    let task = task["id"].as_str().expect("an id").to_string();
+    let worker = server.register_worker(&[]);
+    let routes: Vec<(String, String)> = server
+        .routes()
+        .into_iter()
+        .map(|(method, template)| (method, route_path(&template, &task, &worker, "echo_task")))
+        .collect();
+    assert!(routes.len() > 50, "only {} routes listed", routes.len());
+    routes
+}
+
+#[test]
+fn a_foreign_host_is_403_on_every_listed_route() {
+    let server = Server::start();
+    let port = server.port();
+    for (method, path) in every_route(&server) {
+        let reply = raw_request(
+            port,
+            &method,
+            &path,
+            &[
+                ("Host", "evil.example"),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"type":"echo_task"}"#,
+        );
+        let message = assert_json_error(&reply, 403);
+        assert!(
+            message.contains("evil.example"),
+            "{method} {path}: {message}"
+        );
+    }
+    assert_eq!(server.get("/task/?count=true").text(), "1");
+}
+
+#[test]
+fn a_foreign_origin_is_403_on_every_state_changing_route() {
+    let server = Server::start();
+    let port = server.port();
+    let host = format!("127.0.0.1:{port}");
+    let changing: Vec<(String, String)> = every_route(&server)
+        .into_iter()
+        .filter(|(method, _)| method != "GET")
+        .collect();
+    assert!(
+        changing.len() > 20,
+        "only {} routes change state",
+        changing.len()
+    );
+    for (method, path) in changing {
+        let reply = raw_request(
+            port,
+            &method,
+            &path,
+            &[
+                ("Host", &host),
+                ("Origin", "http://evil.example"),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"type":"echo_task"}"#,
+        );
+        let message = assert_json_error(&reply, 403);
+        assert!(message.contains("origin"), "{method} {path}: {message}");
+    }
+    assert_eq!(server.get("/task/?count=true").text(), "1");
+    assert_eq!(server.get("/queue/").json()["paused"], false);
+}
+
+#[test]
+fn a_token_server_answers_401_on_every_listed_route_without_it() {
+    let server = Server::builder().token("s3cret-token").start();
+    let port = server.port();
+    let host = format!("127.0.0.1:{port}");
+    for (method, path) in every_route(&server) {
+        for authorization in [None, Some("Bearer wrong-token")] {
+            let mut headers = vec![
+                ("Host", host.as_str()),
+                ("Content-Type", "application/json"),
+            ];
+            headers.extend(authorization.map(|value| ("Authorization", value)));
+            let reply = raw_request(port, &method, &path, &headers, br#"{"type":"echo_task"}"#);
+            let message = assert_json_error(&reply, 401);
+            assert!(message.contains("Bearer"), "{method} {path}: {message}");
+        }
+    }
+    assert_eq!(server.get("/task/?count=true").text(), "1");
 }
