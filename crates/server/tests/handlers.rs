@@ -1216,6 +1216,32 @@ async fn restarting_a_running_worker_is_409() {
     );
 }
 
+#[tokio::test]
+async fn a_submit_body_broken_off_is_400_not_too_large() {
+    let server = Server::start(Settings::default()).await;
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(br#"{"type": "ech"#)),
+        Err(std::io::Error::other("connection reset by the client")),
+    ];
+
+    let answer = server
+        .send(
+            Method::POST,
+            "/task/",
+            json_headers(),
+            Body::from_stream(futures_util::stream::iter(chunks)),
+        )
+        .await;
+
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    assert!(
+        answer.error().contains("could not be read"),
+        "{}",
+        answer.error()
+    );
+    assert_eq!(server.task_count().await, 0);
+}
+
 /// One part of a fuzzed multipart body: field name, whether it is a file, content.
 type FuzzPart = (String, bool, Vec<u8>);
 

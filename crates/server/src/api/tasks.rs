@@ -57,11 +57,9 @@ pub async fn tasks_create(
         submit_multipart(&state, multipart).await?
     } else {
         let limit = state.options.max_json_bytes;
-        let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| {
-            ApiError::TooLarge(format!(
-                "the JSON body is larger than the {limit}-byte limit: send large inputs as uploaded files (multipart)"
-            ))
-        })?;
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|error| json_body_error(&error, limit))?;
         let new_task = parse_new_task(&bytes)?;
         state.coordinator.submit(new_task, None).await?
     };
@@ -157,6 +155,22 @@ async fn receive_parts(
                 .into(),
         )
     })
+}
+
+/// A JSON body that could not be read: over the limit (413), or broken off or badly framed
+/// by the client (400).
+fn json_body_error(error: &axum::Error, limit: usize) -> ApiError {
+    let over_limit = std::error::Error::source(error)
+        .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+    if over_limit {
+        ApiError::TooLarge(format!(
+            "the JSON body is larger than the {limit}-byte limit: send large inputs as uploaded files (multipart)"
+        ))
+    } else {
+        ApiError::BadRequest(format!(
+            "the body could not be read ({error}): send it whole, with a Content-Length or valid chunked framing"
+        ))
+    }
 }
 
 fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
