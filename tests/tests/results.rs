@@ -87,6 +87,8 @@ fn symlinks_leading_out_of_a_task_are_neither_listed_nor_served() {
         ("sibling-secret", sibling.join("secret.txt")),
         ("data", server.data_dir()),
         ("relative-escape", PathBuf::from("../..")),
+        // A link to a link that leads out.
+        ("chain", PathBuf::from("etc")),
     ];
     for (name, target) in &links {
         std::os::unix::fs::symlink(target, dir.join(name)).expect("planting a symlink");
@@ -118,6 +120,18 @@ fn symlinks_leading_out_of_a_task_are_neither_listed_nor_served() {
     let inside = server.get(&format!("/results/{id}/inside-link"));
     inside.expect_status(200);
     assert_eq!(inside.text(), "fine");
+
+    // Deeper down, a link leading out is refused the same way.
+    std::fs::create_dir(dir.join("sub")).expect("creating a folder");
+    std::fs::write(dir.join("sub/kept.txt"), "kept").expect("writing a file");
+    std::os::unix::fs::symlink("../../..", dir.join("sub/up")).expect("planting a symlink");
+    assert_eq!(
+        json_listing(&server, &format!("/results/{id}/sub")),
+        ["kept.txt"]
+    );
+    for path in ["sub/up", "sub/up/", "sub/up/blanket.db"] {
+        server.get(&format!("/results/{id}/{path}")).error(404);
+    }
 }
 
 #[test]
