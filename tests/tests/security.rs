@@ -220,30 +220,44 @@ fn a_token_from_the_environment_makes_every_request_need_it() {
 }
 
 #[test]
-fn binding_every_interface_without_a_token_refuses_to_start() {
-    let sandbox = Sandbox::new();
-    let port = free_port();
-    let mut command = sandbox.command();
-    command
-        .arg("serve")
-        .arg("--bind")
-        .arg("0.0.0.0")
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--data-dir")
-        .arg(sandbox.data_dir())
-        .arg("--workers")
-        .arg("0");
-    let exit = run_to_exit(command, Duration::from_secs(20));
-    assert!(!exit.status.success(), "it started: {}", exit.stderr);
-    let lines: Vec<&str> = exit
-        .stderr
-        .lines()
-        .filter(|line| !line.is_empty())
-        .collect();
-    assert_eq!(lines.len(), 1, "not one line: {:?}", exit.stderr);
-    assert!(lines[0].contains("token"), "{}", lines[0]);
-    assert!(lines[0].contains("0.0.0.0"), "{}", lines[0]);
+fn binding_a_non_loopback_address_without_a_token_refuses_to_start() {
+    for (bind, from_env) in [
+        ("0.0.0.0", false),
+        ("::", false),
+        ("192.168.1.10", false),
+        ("0.0.0.0", true),
+    ] {
+        let sandbox = Sandbox::new();
+        let port = free_port();
+        let mut command = sandbox.command();
+        command
+            .arg("serve")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(sandbox.data_dir())
+            .arg("--workers")
+            .arg("0");
+        if from_env {
+            command.env("BLANKET_BIND", bind);
+        } else {
+            command.arg("--bind").arg(bind);
+        }
+        let exit = run_to_exit(command, Duration::from_secs(20));
+        assert!(
+            !exit.status.success(),
+            "it started on {bind}: {}",
+            exit.stderr
+        );
+        let lines: Vec<&str> = exit
+            .stderr
+            .lines()
+            .filter(|line| !line.is_empty())
+            .collect();
+        assert_eq!(lines.len(), 1, "not one line: {:?}", exit.stderr);
+        assert!(lines[0].contains("token"), "{}", lines[0]);
+        assert!(lines[0].contains(bind), "{}", lines[0]);
+    }
 }
 
 #[test]
