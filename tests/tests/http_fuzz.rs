@@ -424,7 +424,7 @@ impl Targets {
             well_framed = false;
         }
         let json_errors = !(path.starts_with("/ui/") || path == "/ui");
-        let (content_type, body) = body(rng, launches);
+        let (content_type, mut body) = body(rng, launches);
         let mut head: Vec<u8> = Vec::new();
         let method_bytes: Vec<u8> = if rng.u8(..100) == 0 {
             well_framed = false;
@@ -478,8 +478,12 @@ impl Targets {
             }
             3 => {
                 head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-                // Chunked framing is what hyper decodes; a garbled one is its to refuse.
+                // The raw body is no valid chunked framing: hyper's to refuse.
                 well_framed = false;
+            }
+            4 => {
+                head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+                body = chunked(rng, &body);
             }
             _ if body.is_empty() && rng.bool() => {}
             _ => head.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes()),
@@ -636,6 +640,21 @@ fn random_header(rng: &mut fastrand::Rng, host: &str) -> (Vec<u8>, bool) {
             (line, true)
         }
     }
+}
+
+/// `body` in valid chunked framing, cut into chunks of random sizes.
+fn chunked(rng: &mut fastrand::Rng, body: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(body.len() + 64);
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (chunk, after) = rest.split_at(rng.usize(1..=rest.len().min(4096)));
+        framed.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        framed.extend_from_slice(chunk);
+        framed.extend_from_slice(b"\r\n");
+        rest = after;
+    }
+    framed.extend_from_slice(b"0\r\n\r\n");
+    framed
 }
 
 fn random_bytes(rng: &mut fastrand::Rng, length: std::ops::Range<usize>) -> Vec<u8> {
