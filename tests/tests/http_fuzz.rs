@@ -405,8 +405,8 @@ impl Targets {
             METHODS[rng.usize(..METHODS.len())].to_string()
         };
         // Launching real worker processes would only load the machine: those routes get
-        // bodies that can never be valid, and the page's form (which launches with defaults
-        // whatever it is sent) is only read.
+        // bodies that can never be valid, and the page's form (where any form body, even one
+        // without its fields, launches with the defaults) is only read.
         if template == "/ui/workers" && method == "POST" {
             method = "GET".into();
         }

@@ -592,6 +592,34 @@ async fn launching_a_worker_where_none_can_be_launched_explains_it_inline() {
 }
 
 #[tokio::test]
+async fn a_launch_body_that_is_not_the_form_launches_nothing() {
+    let server = Server::start(Settings::default()).await;
+    let mut headers = server.headers();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("hx-request", HeaderValue::from_static("true"));
+
+    let answer = server
+        .send(
+            Method::POST,
+            "/ui/workers",
+            headers,
+            Body::from(r#"{"tags": "bash"}"#),
+        )
+        .await;
+
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = answer.text();
+    assert!(html.contains("could not be read"), "{html}");
+    assert!(
+        !html.contains("cannot launch workers"),
+        "a launch was tried"
+    );
+}
+
+#[tokio::test]
 async fn task_types_page_lists_types_and_broken_files_with_their_line() {
     let types = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -66,7 +66,17 @@ pub async fn workers_launch(
     Hx(htmx): Hx,
     fields: Result<Form<LaunchFields>, FormRejection>,
 ) -> Response {
-    let fields = fields.map(|Form(fields)| fields).unwrap_or_default();
+    // A body that is not the form must not launch a worker with the defaults.
+    let (fields, unreadable) = match fields {
+        Ok(Form(fields)) => (fields, None),
+        Err(rejection) => (
+            LaunchFields::default(),
+            Some(format!(
+                "The form could not be read ({}): fill it in and send it again.",
+                rejection.body_text()
+            )),
+        ),
+    };
     let tags: Vec<String> = fields
         .tags
         .split(',')
@@ -84,13 +94,13 @@ pub async fn workers_launch(
                 format!("Check interval {text:?} is not a number of seconds: use e.g. 2 or 0.5.")
             }),
     };
-    let outcome = match interval {
-        Ok(interval) => state
+    let outcome = match (unreadable, interval) {
+        (Some(message), _) | (None, Err(message)) => Err(message),
+        (None, Ok(interval)) => state
             .coordinator
             .launch_worker(tags, interval)
             .await
             .map_err(|error| PageError::from(error).message),
-        Err(message) => Err(message),
     };
     match outcome {
         Ok(worker) if htmx => {
