@@ -248,6 +248,39 @@ mod tests {
         );
     }
 
+    /// `text` as a browser's form encoding writes it: every byte but letters and digits
+    /// escaped, spaces as `+` half of the time.
+    fn form_encoded(text: &str, plus_for_space: bool) -> String {
+        text.bytes()
+            .map(|byte| match byte {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => char::from(byte).to_string(),
+                b' ' if plus_for_space => "+".to_string(),
+                _ => format!("%{byte:02X}"),
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_query_string_decodes_without_panicking(query in "\\PC{0,40}|[%+&=0-9a-fA-F]{0,40}") {
+            let pairs = form_urlencoded_pairs(&query);
+            proptest::prop_assert!(pairs.len() <= query.split('&').count());
+        }
+
+        #[test]
+        fn encoded_pairs_decode_to_what_was_encoded(
+            pairs in proptest::collection::vec(("\\PC{1,12}", "\\PC{0,12}"), 0..5),
+            plus_for_space: bool,
+        ) {
+            let query = pairs
+                .iter()
+                .map(|(name, value)| format!("{}={}", form_encoded(name, plus_for_space), form_encoded(value, plus_for_space)))
+                .collect::<Vec<_>>()
+                .join("&");
+            proptest::prop_assert_eq!(form_urlencoded_pairs(&query), pairs);
+        }
+    }
+
     #[test]
     fn broken_percent_escapes_are_kept_not_panicked_on() {
         for text in ["%", "%4", "%zz", "a%", "%%%", "%e9"] {
