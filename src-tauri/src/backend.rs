@@ -3,6 +3,7 @@
 //! one. Separate so the choice is made once, before any window exists; it never opens a second
 //! writer on a data folder another coordinator serves.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -44,16 +45,37 @@ pub async fn start(config: Config, workers: Option<WorkerCommand>) -> anyhow::Re
     }
 }
 
-/// The worker command of the desktop binary: itself, in `worker` mode.
+/// The headless binary the app launches its local workers with, installed beside it.
+const HEADLESS_BINARY: &str = "blanket";
+
+/// The desktop app's local workers: `blanket worker`, from the headless binary beside this
+/// one (the .deb installs both in `/usr/bin`, cargo builds both in `target/<profile>`). A worker
+/// of this binary would map GTK and WebKit, which it never uses, so this one's own `worker`
+/// mode is only the fallback when the headless binary is missing.
 ///
 /// # Errors
 /// When the running executable cannot be found.
 pub fn desktop_workers() -> anyhow::Result<WorkerCommand> {
-    Ok(WorkerCommand {
-        program: std::env::current_exe()
-            .context("finding the blanket-desktop executable to launch workers")?,
+    let own = std::env::current_exe()
+        .context("finding the blanket-desktop executable to launch workers")?;
+    Ok(workers_beside(own))
+}
+
+fn workers_beside(own: PathBuf) -> WorkerCommand {
+    let headless = own.with_file_name(format!("{HEADLESS_BINARY}{}", std::env::consts::EXE_SUFFIX));
+    let program = if headless.is_file() {
+        headless
+    } else {
+        tracing::info!(
+            missing = %headless.display(),
+            "no headless blanket beside the app: its local workers run as `blanket-desktop worker`, which takes more memory"
+        );
+        own
+    };
+    WorkerCommand {
+        program,
         leading_args: vec!["worker".into()],
-    })
+    }
 }
 
 /// Whether `GET url/version` answers as Blanket does.
@@ -75,5 +97,29 @@ async fn is_blanket(url: &str, token: Option<&str>) -> bool {
             .await
             .is_ok_and(|version| version.name == "blanket"),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_run_the_headless_binary_beside_the_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let headless = dir.path().join(HEADLESS_BINARY);
+        std::fs::write(&headless, b"").unwrap();
+        let command = workers_beside(dir.path().join("blanket-desktop"));
+        assert_eq!(command.program, headless);
+        assert_eq!(command.leading_args, ["worker"]);
+    }
+
+    #[test]
+    fn without_the_headless_binary_workers_run_the_app_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("blanket-desktop");
+        let command = workers_beside(own.clone());
+        assert_eq!(command.program, own);
+        assert_eq!(command.leading_args, ["worker"]);
     }
 }
