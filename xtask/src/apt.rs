@@ -21,6 +21,9 @@ pub enum Purpose {
     /// Driving the real desktop window in tests: a virtual display, a D-Bus session, a
     /// notification daemon, WebKit's WebDriver, selenium, and chromium beside it.
     DesktopTests,
+    /// Making the desktop app's .deb: npm runs the Tauri CLI, whose npm package ships the
+    /// bundler.
+    Packaging,
 }
 
 impl Purpose {
@@ -53,6 +56,7 @@ impl Purpose {
                 "chromium-driver",
                 "curl",
             ],
+            Purpose::Packaging => &["nodejs", "npm"],
         }
     }
 
@@ -62,6 +66,7 @@ impl Purpose {
             Purpose::Tests => "tests",
             Purpose::Desktop => "desktop",
             Purpose::DesktopTests => "desktop tests",
+            Purpose::Packaging => "packaging",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! `cargo xtask`: the project's own commands, so a fresh machine needs nothing but a Rust toolchain.
 //! `run` installs what is missing and starts the app; `test` runs every check CI runs, in CI's order;
-//! `bench` runs every benchmark of the project against its goals.
+//! `bench` runs every benchmark of the project against its goals; `deb` packages the desktop app.
 //! Deliberately std + anyhow only, so it compiles in seconds before anything else is built.
 
 mod apt;
 mod bench;
+mod deb;
 mod process;
 mod proof;
 mod run;
@@ -33,6 +34,8 @@ commands:
   proof [--full]  run the reliability proof (crash loop, claims, lost workers,
                   slow SSE clients, disk trouble) with CI's small counts, or
                   the full ones; needs root for the disk-trouble tests
+  deb             build the release binaries and the desktop app's .deb
+                  (target/release/bundle/deb; see docs/desktop.md)
   help            print this text
 
 See docs/development.md.
@@ -79,6 +82,12 @@ fn run_command() -> Result<()> {
         }
         Some("bench") => bench::bench(&rest),
         Some("proof") => proof::proof(&rest),
+        Some("deb") => {
+            if let Some(extra) = rest.first() {
+                bail!("`cargo xtask deb` takes no arguments, got {extra:?}");
+            }
+            deb::deb().map(drop)
+        }
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,203 @@
+//! `cargo xtask deb`: the desktop app's Debian package, made by the Tauri bundler from the
+//! release build. The package holds `blanket-desktop` and, beside it in `/usr/bin`, the
+//! headless `blanket` (the app's local workers run `blanket worker`, which maps neither GTK nor
+//! WebKit; users get the CLI on their PATH), a desktop entry and the icons of `icons/`.
+//!
+//! The bundler comes from npm (`@tauri-apps/cli`, whose package ships the binary), pinned here.
+//! It runs in `src-tauri/`, where it finds the Rust package and, through the link
+//! `src-tauri/tauri.conf.json`, the root config; what only packaging needs (the icons' and the
+//! headless binary's absolute paths) goes in its `--config` instead, so a plain `cargo build`
+//! never looks for them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::apt::{self, Purpose};
+use crate::process;
+use crate::workspace::Workspace;
+
+/// The Tauri CLI that bundles, the same minor version as the `tauri` crate in Cargo.lock.
+const TAURI_CLI: &str = "@tauri-apps/cli@2.12.5";
+
+/// Builds the release binaries and the .deb; prints and returns the package's path.
+///
+/// # Errors
+/// Fails when packages cannot be installed, a build fails, or the bundler makes no .deb.
+pub fn deb() -> Result<PathBuf> {
+    apt::ensure(&[Purpose::Build, Purpose::Desktop, Purpose::Packaging])?;
+    let workspace = Workspace::locate()?;
+    let build_args = [
+        "build",
+        "--release",
+        "-p",
+        "blanket-desktop",
+        "--features",
+        "prod",
+        "--bin",
+        "blanket-desktop",
+        "-p",
+        "blanket-cli",
+        "--bin",
+        "blanket",
+    ];
+    process::run(workspace.cargo().args(build_args))
+        .context("could not build the release binaries to package")?;
+    let release = workspace.target_dir.join("release");
+    let bundle_dir = release.join("bundle").join("deb");
+    // A package left by an earlier run must never pass for this one's.
+    if bundle_dir.exists() {
+        std::fs::remove_dir_all(&bundle_dir)
+            .with_context(|| format!("could not empty {}", bundle_dir.display()))?;
+    }
+    let headless = stage_headless(&release)?;
+    let config = bundler_config(&icons(&workspace.root)?, &headless);
+    let mut bundle = Command::new("npm");
+    bundle
+        .args(["exec", "--yes", "--package", TAURI_CLI, "--", "tauri"])
+        .args(["bundle", "--bundles", "deb", "--config"])
+        .arg(&config)
+        .current_dir(workspace.root.join("src-tauri"));
+    process::run(&mut bundle).context("the Tauri bundler failed")?;
+    let package = only_deb(&bundle_dir)?;
+    let size = std::fs::metadata(&package)
+        .with_context(|| format!("could not read {}", package.display()))?
+        .len();
+    eprintln!(
+        "xtask: built {} ({:.1} MiB); install it with `sudo apt install {}`",
+        package.display(),
+        mebibytes(size),
+        package.display()
+    );
+    Ok(package)
+}
+
+/// Copies the headless binary to where the bundler looks for an external binary (its path
+/// plus `-TARGET_TRIPLE`) and returns that path without the suffix, as the config names it.
+fn stage_headless(release: &Path) -> Result<PathBuf> {
+    let triple = host_triple()?;
+    let staged = release.join("deb-external-bin");
+    std::fs::create_dir_all(&staged)
+        .with_context(|| format!("could not create {}", staged.display()))?;
+    let exe = std::env::consts::EXE_SUFFIX;
+    let source = release.join(format!("blanket{exe}"));
+    let target = staged.join(format!("blanket-{triple}{exe}"));
+    std::fs::copy(&source, &target).with_context(|| {
+        format!(
+            "could not copy {} to {}",
+            source.display(),
+            target.display()
+        )
+    })?;
+    Ok(staged.join("blanket"))
+}
+
+/// The triple rustc builds for here, e.g. `x86_64-unknown-linux-gnu`.
+fn host_triple() -> Result<String> {
+    let version = process::stdout(Command::new("rustc").arg("-vV"))?;
+    match version.lines().find_map(|line| line.strip_prefix("host: ")) {
+        Some(triple) => Ok(triple.trim().to_owned()),
+        None => bail!("`rustc -vV` printed no host triple"),
+    }
+}
+
+/// Every PNG in `icons/`: the bundler installs each at its size.
+fn icons(root: &Path) -> Result<Vec<PathBuf>> {
+    let folder = root.join("icons");
+    let icons = files_ending(&folder, "png")?;
+    if icons.is_empty() {
+        bail!("no PNG icons in {}", folder.display());
+    }
+    Ok(icons)
+}
+
+/// The bundler's `--config` JSON: the icons and the external binary, by absolute path.
+fn bundler_config(icons: &[PathBuf], headless: &Path) -> String {
+    let icons = icons
+        .iter()
+        .map(|icon| json_string(&icon.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        r#"{{"bundle":{{"icon":[{icons}],"externalBin":[{}]}}}}"#,
+        json_string(&headless.to_string_lossy())
+    )
+}
+
+fn json_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            control if u32::from(control) < 0x20 => {
+                quoted.push_str(&format!("\\u{:04x}", u32::from(control)));
+            }
+            other => quoted.push(other),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The one .deb in `folder`.
+fn only_deb(folder: &Path) -> Result<PathBuf> {
+    match files_ending(folder, "deb")?.as_slice() {
+        [package] => Ok(package.clone()),
+        [] => bail!("the bundler made no .deb in {}", folder.display()),
+        _ => bail!(
+            "the bundler made several .deb files in {}",
+            folder.display()
+        ),
+    }
+}
+
+/// The files in `folder` with the extension `extension`, sorted.
+fn files_ending(folder: &Path, extension: &str) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(folder).with_context(|| format!("could not list {}", folder.display()))?
+    {
+        let path = entry
+            .with_context(|| format!("could not list {}", folder.display()))?
+            .path();
+        if path.extension().is_some_and(|found| found == extension) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn mebibytes(bytes: u64) -> f64 {
+    // Exact enough: a package is far below 2^52 bytes.
+    bytes as f64 / f64::from(1 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundler_config_names_icons_and_the_headless_binary_as_json() {
+        let config = bundler_config(
+            &[
+                PathBuf::from("/r/icons/32x32.png"),
+                PathBuf::from("/r/icons/a\"b.png"),
+            ],
+            Path::new("/r/target/release/deb-external-bin/blanket"),
+        );
+        assert_eq!(
+            config,
+            r#"{"bundle":{"icon":["/r/icons/32x32.png","/r/icons/a\"b.png"],"externalBin":["/r/target/release/deb-external-bin/blanket"]}}"#
+        );
+    }
+
+    #[test]
+    fn json_strings_escape_quotes_backslashes_and_controls() {
+        assert_eq!(json_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(json_string("tab\there"), r#""tab\u0009here""#);
+    }
+}
