@@ -4,12 +4,19 @@
 - cold start: from the app's exec to the window's tasks page loaded (the page's own
   navigation timing, so WebDriver's overhead is not counted), over several fresh starts;
 - idle memory: PSS of the app and every process under it (WebKit's web and network processes,
-  the local workers) after it has sat idle, plus their wake-ups per second while idle;
-  optionally the same for a bare Tauri window (--hello BINARY) measured in the same run;
-- change -> visible in the window: curl submit to row shown, timed in the page, p50/p99;
+  the local workers) after it has sat idle, and (as root) their resident pages with each page
+  counted once, which other programs on the machine do not change as they change PSS; plus
+  their wake-ups per second while idle;
+  the same for a bare Tauri window, measured in the same run;
+- change -> visible in the window: curl submit to row shown, timed in the page, p50/p99, with
+  where the time went (the Tauri event's arrival, the rows request);
 - sizes: the release binary and, when given (--deb), the .deb.
 
-Usage: tests/desktop/figures.py --bin-dir target/release [--hello PATH] [--deb PATH] --out FILE.json
+The yardstick is the bare Tauri window of tests/desktop/hello-tauri (the same tauri version,
+features and profile, a static page): built here, in its own target dir beside --bin-dir's
+(target/hello-tauri), unless --hello names a built one or --no-hello skips it.
+
+Usage: tests/desktop/figures.py --bin-dir target/release [--hello PATH | --no-hello] [--deb PATH] --out FILE.json
 """
 
 import argparse
@@ -22,6 +29,29 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import journeys  # noqa: E402 - the shared display, D-Bus, dunst and driver set-up
+
+HELLO_CRATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hello-tauri")
+
+# Records, in the window, when each `tasks-changed` Tauri event arrived and when each rows
+# request ran, to split a change's delay into its steps.
+TRACE_LIVE = """
+window.__tasksEvents = [];
+window.__TAURI__.event.listen('tasks-changed', () => window.__tasksEvents.push(Date.now()));
+performance.setResourceTimingBufferSize(10000);
+return true;
+"""
+# The trace of the change submitted at `arguments[0]` (ms since the epoch), then a clean slate.
+READ_TRACE = """
+const since = arguments[0];
+const events = window.__tasksEvents.filter(stamp => stamp >= since);
+const requests = performance.getEntriesByType('resource')
+  .filter(entry => entry.name.includes('/ui/partials/tasks-rows'))
+  .map(entry => [performance.timeOrigin + entry.startTime, performance.timeOrigin + entry.responseEnd])
+  .filter(([start]) => start >= since);
+window.__tasksEvents.length = 0;
+performance.clearResourceTimings();
+return {events: events, requests: requests};
+"""
 
 IDLE_SETTLE = 15.0  # seconds the app sits before its memory is read
 WAKEUP_WINDOW = 10.0  # seconds over which idle wake-ups are counted
@@ -78,6 +108,48 @@ def rss_kib(pid):
     return 0
 
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_pages(pid, shared_frames):
+    """KiB resident only in `pid`; adds the frames of its shared pages to `shared_frames`.
+
+    Pages no other process maps are counted from smaps; the frames of mappings with shared
+    pages are read from /proc/PID/pagemap (root only), so a page several processes of the app
+    share is counted once, and sharing with processes outside the app changes nothing."""
+    private_kib = 0
+    pagemap = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    with open(f"/proc/{pid}/smaps") as smaps:
+        start = end = rss = shared = 0
+
+        def close_mapping():
+            nonlocal private_kib
+            if shared == 0:
+                private_kib += rss
+            else:
+                entries = os.pread(pagemap, (end - start) // PAGE * 8, start // PAGE * 8)
+                for index in range(0, len(entries), 8):
+                    entry = int.from_bytes(entries[index:index + 8], "little")
+                    if entry >> 63:  # present
+                        shared_frames.add(entry & ((1 << 55) - 1))
+
+        for line in smaps:
+            head = line.split(None, 1)[0]
+            if "-" in head and not head.endswith(":"):
+                if end:
+                    close_mapping()
+                low, high = head.split("-")
+                start, end, rss, shared = int(low, 16), int(high, 16), 0, 0
+            elif head == "Rss:":
+                rss = int(line.split()[1])
+            elif head in ("Shared_Clean:", "Shared_Dirty:"):
+                shared += int(line.split()[1])
+        if end:
+            close_mapping()
+    os.close(pagemap)
+    return private_kib
+
+
 def switches(pids):
     """Context switches so far of every thread of `pids`, by (pid, tid)."""
     counts = {}
@@ -104,6 +176,9 @@ def idle_figures(desktop, command, env):
         after = switches(pids)
         # Threads that came or went in between are left out rather than counted as negative.
         woken = sum(after[key] - before[key] for key in after.keys() & before.keys())
+        # Frame numbers in /proc/PID/pagemap read as 0 for anyone but root.
+        shared_frames = set() if os.geteuid() == 0 else None
+        private_kib = sum(resident_pages(pid, shared_frames) for pid in pids) if shared_frames is not None else 0
         processes = []
         for pid in pids:
             with open(f"/proc/{pid}/cmdline") as cmdline:
@@ -111,12 +186,17 @@ def idle_figures(desktop, command, env):
             name = os.path.basename(words[0]) + (" worker" if "worker" in words[1:2] else "")
             processes.append({"name": name, "pss_mib": round(pss_kib(pid) / 1024, 1),
                               "rss_mib": round(rss_kib(pid) / 1024, 1)})
-        return {
+        figures = {
             "processes": processes,
             "pss_mib": round(sum(process["pss_mib"] for process in processes), 1),
             "rss_mib": round(sum(process["rss_mib"] for process in processes), 1),
             "wakeups_per_second": round(woken / WAKEUP_WINDOW, 1),
         }
+        if shared_frames is not None:
+            # Every page any of them maps, counted once: unlike PSS, not lowered by other
+            # programs that share the same libraries (another WebKit app, a parallel test).
+            figures["resident_once_mib"] = round((private_kib + len(shared_frames) * PAGE // 1024) / 1024, 1)
+        return figures
     finally:
         process.terminate()
         try:
@@ -143,10 +223,56 @@ def cold_starts(desktop, binary, count, ready=(journeys.By.ID, "tasks-rows")):
             "samples": [round(value) for value in starts]}
 
 
+def build_hello(bin_dir):
+    """Builds the bare Tauri window in target/hello-tauri (beside `bin_dir`'s profile folder)."""
+    target = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "hello-tauri")
+    subprocess.run([os.environ.get("CARGO", "cargo"), "build", "--release", "--locked", "--features", "prod",
+                    "--manifest-path", os.path.join(HELLO_CRATE, "Cargo.toml"), "--target-dir", target],
+                   check=True)
+    return os.path.join(target, "release", "hello-tauri")
+
+
+def percentiles(values):
+    values = sorted(values)
+    return {"p50": round(values[len(values) // 2]), "p99": round(values[min(len(values) - 1, int(len(values) * 0.99))]),
+            "max": round(values[-1])}
+
+
+def change_latency(app, changes):
+    """Submits `changes` tasks one at a time; when each showed in the window, and its steps."""
+    app.window.execute_script(journeys.WATCH_ROWS)
+    app.window.execute_script(TRACE_LIVE)
+    delays, to_event, to_request, request = [], [], [], []
+    for _ in range(changes):
+        app.window.execute_script("window.__rowChanges.length = 0;")
+        before = int(time.time() * 1000)
+        task = app.submit("echo_task")
+        stamp = journeys.wait_for("the task in the window", lambda: journeys.first_change_with(
+            app.window, task["id"][:8], before), interval=0.05)
+        delays.append(stamp - before)
+        trace = app.window.execute_script(READ_TRACE, before)
+        if trace["events"]:
+            to_event.append(trace["events"][0] - before)
+        if trace["requests"]:
+            start, end = trace["requests"][0]
+            to_request.append(start - before)
+            request.append(end - start)
+        journeys.wait_for("the task to end", lambda: journeys.http(
+            "GET", f"{app.base}/task/{task['id']}")["state"] == "SUCCESS")
+    figures = {"samples": len(delays), **percentiles(delays)}
+    # Each step from the submit: the Tauri event in the page, the rows request sent, its length.
+    for name, values in (("event_arrived", to_event), ("request_sent", to_request), ("request_took", request)):
+        if values:
+            figures[name] = percentiles(values)
+    return figures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", required=True)
-    parser.add_argument("--hello", help="a bare Tauri hello-world binary to compare memory with")
+    yardstick = parser.add_mutually_exclusive_group()
+    yardstick.add_argument("--hello", help="a built bare Tauri window to compare with (default: build it)")
+    yardstick.add_argument("--no-hello", action="store_true", help="measure without the bare Tauri window")
     parser.add_argument("--deb", help="the built .deb")
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--changes", type=int, default=100)
@@ -159,32 +285,20 @@ def main():
     if arguments.deb:
         figures["deb_mib"] = round(os.path.getsize(arguments.deb) / 2**20, 1)
 
+    hello = None if arguments.no_hello else os.path.abspath(arguments.hello or build_hello(arguments.bin_dir))
+
     desktop = journeys.Desktop(artifacts)
     try:
         figures["cold_start_ms"] = cold_starts(desktop, binary, arguments.starts)
         print(f"cold start: {figures['cold_start_ms']}", flush=True)
-        if arguments.hello:
-            figures["cold_start_hello_world_ms"] = cold_starts(desktop, arguments.hello, arguments.starts,
+        if hello:
+            figures["cold_start_hello_world_ms"] = cold_starts(desktop, hello, arguments.starts,
                                                                ready=(journeys.By.TAG_NAME, "h1"))
             print(f"cold start, bare Tauri window: {figures['cold_start_hello_world_ms']}", flush=True)
 
         app = journeys.App(desktop, binary)
         try:
-            app.window.execute_script(journeys.WATCH_ROWS)
-            delays = []
-            for _ in range(arguments.changes):
-                app.window.execute_script("window.__rowChanges.length = 0;")
-                before = int(time.time() * 1000)
-                task = app.submit("echo_task")
-                stamp = journeys.wait_for("the task in the window", lambda: journeys.first_change_with(
-                    app.window, task["id"][:8], before), interval=0.05)
-                delays.append(stamp - before)
-                journeys.wait_for("the task to end", lambda: journeys.http(
-                    "GET", f"{app.base}/task/{task['id']}")["state"] == "SUCCESS")
-            delays.sort()
-            figures["change_visible_ms"] = {
-                "samples": len(delays), "p50": delays[len(delays) // 2],
-                "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))], "max": delays[-1]}
+            figures["change_visible_ms"] = change_latency(app, arguments.changes)
             print(f"change -> visible: {figures['change_visible_ms']}", flush=True)
         finally:
             app.end_session()
@@ -194,10 +308,13 @@ def main():
                     "BLANKET_DATA_DIR": os.path.join(desktop.work, "idle")})
         figures["idle"] = idle_figures(desktop, [binary], env)
         print(f"idle app: {figures['idle']}", flush=True)
-        if arguments.hello:
-            figures["idle_hello_world"] = idle_figures(desktop, [arguments.hello], env)
+        if hello:
+            figures["idle_hello_world"] = idle_figures(desktop, [hello], env)
             print(f"idle bare Tauri window: {figures['idle_hello_world']}", flush=True)
             figures["pss_ratio"] = round(figures["idle"]["pss_mib"] / figures["idle_hello_world"]["pss_mib"], 2)
+            if "resident_once_mib" in figures["idle"]:
+                figures["resident_once_ratio"] = round(
+                    figures["idle"]["resident_once_mib"] / figures["idle_hello_world"]["resident_once_mib"], 2)
     finally:
         desktop.stop()
     with open(arguments.out, "w") as out:
