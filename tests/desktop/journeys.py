@@ -511,7 +511,6 @@ def main():
             wait_for("the saved notice", lambda: "Saved." in app.window.find_element(By.ID, "notify-settings").text)
             with open(config_file) as saved:
                 assert 'mode = "none"' in saved.read()
-            app.screenshot("settings.png")
             # Live, no restart: a failure with mode "none" raises nothing.
             time.sleep(BURST_SETTLE)
             seen = desktop.seen()
@@ -607,7 +606,11 @@ def main():
                 assert app.status()["startedTs"] == started
                 assert app.window.current_url.startswith(f"http://127.0.0.1:{port}/ui")
                 # The app follows that server's one event stream, relayed into its own hub.
-                wait_for("the app's event stream", lambda: app.status()["subscribers"]["events"] >= 1)
+                # One connection, the event stream (one subscription of each kind); the window
+                # itself opens no list stream.
+                wait_for("the app's event stream", lambda: app.status()["subscribers"]["events"] == 1)
+                subscribers = app.status()["subscribers"]
+                assert subscribers == {"tasks": 1, "workers": 1, "events": 1}, subscribers
                 task = app.submit("fail_task")
                 wait_for("the headless coordinator's task in the window", lambda: task["id"][:8] in
                          app.window.find_element(By.ID, "tasks-rows").text)
