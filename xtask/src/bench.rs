@@ -137,7 +137,7 @@ fn ui_report(workspace: &Workspace, release: &Path, quick: bool) -> Result<PathB
         Ok(path)
     } else {
         Err(
-            "The web UI figures: tests/browser/bench.mjs wrote no report (its output is above)."
+            "The web UI figures: tests/browser/bench.mjs wrote no report; its output is in the terminal of that run."
                 .to_owned(),
         )
     }
@@ -150,6 +150,19 @@ fn desktop_report(
     release: &Path,
     bench_dir: &Path,
 ) -> Result<PathBuf, String> {
+    // As shipped: `prod` serves the app's assets through Tauri's protocol (docs/desktop.md).
+    let desktop_build = [
+        "build",
+        "--release",
+        "-p",
+        "blanket-desktop",
+        "--features",
+        "prod",
+        "--bin",
+        "blanket-desktop",
+    ];
+    process::run(workspace.cargo().args(desktop_build))
+        .map_err(|error| format!("The desktop figures: the release build failed ({error:#})."))?;
     ensure_tauri_driver(workspace).map_err(|error| {
         format!("The desktop figures: tauri-driver could not be installed ({error:#}).")
     })?;
@@ -175,7 +188,7 @@ fn desktop_report(
             path.display()
         )),
         Err(error) => Err(format!(
-            "The desktop figures: tests/desktop/figures.py failed ({error:#}); its output is above."
+            "The desktop figures: tests/desktop/figures.py failed ({error:#}); its output is in the terminal of that run."
         )),
     }
 }

@@ -60,8 +60,9 @@ pub struct Side {
 /// Blanket's side, plus its HTTP submit rate at each level above zero.
 pub struct BlanketSide {
     pub side: Side,
-    /// `(stored before, run)` of each HTTP rate run.
-    pub http: Vec<(u64, load::SubmitRun)>,
+    /// The HTTP rate run at each level, in the order of `side.levels`; none at zero, where
+    /// the main empty-store figure stands instead.
+    pub http: Vec<Option<load::SubmitRun>>,
 }
 
 /// Blanket's side: a fresh server filled level by level, and a server with one worker for the
@@ -94,10 +95,11 @@ pub async fn blanket(blanket: &Path, plan: ComparePlan) -> Result<BlanketSide> {
             cli_rate,
             cli_submits: count,
         });
-        if level > 0 {
-            let run = load::submit_rate(&server, 2, 100, plan.http_time).await?;
-            http.push((run.stored_before, run));
-        }
+        http.push(if level > 0 {
+            Some(load::submit_rate(&server, 2, 100, plan.http_time).await?)
+        } else {
+            None
+        });
     }
     let memory_kib = resident_and_proportional(server.pid())?;
     drop(server);

@@ -222,19 +222,15 @@ pub fn comparison_section(blanket: &BlanketSide, pueue: Option<&Side>) -> String
         let ratio = pueue_level
             .map(|pueue| format!("{:.2}x", level.cli_rate / pueue.cli_rate))
             .unwrap_or_default();
-        let http = blanket
-            .http
-            .iter()
-            .find(|(stored, _)| *stored >= level.queued && level.queued > 0)
-            .map(|(stored, run)| {
-                format!(
-                    "{}/s (from {} stored, p99 {})",
-                    grouped(run.rate() as u64),
-                    grouped(*stored),
-                    millis(run.latencies.p99())
-                )
-            })
-            .unwrap_or_else(|| "see the first result".to_owned());
+        let http = match blanket.http.get(index) {
+            Some(Some(run)) => format!(
+                "{}/s (from {} stored, p99 {})",
+                grouped(run.rate() as u64),
+                grouped(run.stored_before),
+                millis(run.latencies.p99())
+            ),
+            _ => "the first result above".to_owned(),
+        };
         let _ = writeln!(
             out,
             "| {} | {:.0}/s ({} stored, {} submits) | {pueue_rate} | {ratio} | {http} |",
