@@ -2,7 +2,9 @@
 """Figures of the desktop app, measured on a release build under Xvfb.
 
 - cold start: from the app's exec to the window's tasks page loaded (the page's own
-  navigation timing, so WebDriver's overhead is not counted), over several fresh starts;
+  navigation timing, so WebDriver's overhead is not counted), over several fresh starts; and
+  the same started directly, without WebDriver's automation session in the window, up to the
+  line the app (and the bare window) prints when its page has loaded;
 - idle memory: PSS of the app and every process under it (WebKit's web and network processes,
   the local workers) after it has sat idle, and (as root) their resident pages with each page
   counted once, which other programs on the machine do not change as they change PSS; plus
@@ -58,15 +60,13 @@ WAKEUP_WINDOW = 10.0  # seconds over which idle wake-ups are counted
 
 
 def boot_time():
-    with open("/proc/stat") as stat:
-        for line in stat:
-            if line.startswith("btime"):
-                return int(line.split()[1])
-    raise RuntimeError("no btime in /proc/stat")
+    """When the machine booted, in seconds since the epoch. Not /proc/stat's `btime`: that is
+    whole seconds, which put every start up to a second late."""
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 def start_epoch_ms(pid):
-    """When the process was exec'd, in ms since the epoch."""
+    """When the process was exec'd, in ms since the epoch (to the 10 ms of a clock tick)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     ticks = int(fields[19])  # starttime: field 22, counted after the command name
@@ -267,6 +267,39 @@ def change_latency(app, changes):
     return figures
 
 
+PAGE_LOADED = "page loaded in the window"
+
+
+def direct_cold_starts(desktop, binary, count):
+    """From exec to the PAGE_LOADED line, `count` times, each a fresh start without WebDriver."""
+    starts = []
+    for index in range(count):
+        env = dict(desktop.env)
+        env.update({"BLANKET_PORT": str(journeys.free_port()), "WEBKIT_DISABLE_DMABUF_RENDERER": "1",
+                    "BLANKET_DATA_DIR": os.path.join(desktop.work, f"direct-{index}"), "RUST_LOG": "info"})
+        process = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + journeys.DEADLINE
+            while time.monotonic() < deadline:
+                line = process.stdout.readline()
+                if not line:
+                    raise AssertionError(f"{binary} ended before its page loaded")
+                if PAGE_LOADED in line:
+                    starts.append(time.time() * 1000 - start_epoch_ms(process.pid))
+                    break
+            else:
+                raise AssertionError(f"{binary} did not load its page in {journeys.DEADLINE} s")
+        finally:
+            process.terminate()
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+    return {"median": round(statistics.median(starts)), "max": round(max(starts)),
+            "samples": [round(value) for value in starts]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", required=True)
@@ -295,6 +328,12 @@ def main():
             figures["cold_start_hello_world_ms"] = cold_starts(desktop, hello, arguments.starts,
                                                                ready=(journeys.By.TAG_NAME, "h1"))
             print(f"cold start, bare Tauri window: {figures['cold_start_hello_world_ms']}", flush=True)
+        figures["cold_start_direct_ms"] = direct_cold_starts(desktop, binary, arguments.starts)
+        print(f"cold start without WebDriver: {figures['cold_start_direct_ms']}", flush=True)
+        if hello:
+            figures["cold_start_direct_hello_world_ms"] = direct_cold_starts(desktop, hello, arguments.starts)
+            print(f"cold start without WebDriver, bare Tauri window: "
+                  f"{figures['cold_start_direct_hello_world_ms']}", flush=True)
 
         app = journeys.App(desktop, binary)
         try:
