@@ -39,10 +39,14 @@ from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.options import ArgOptions
 from selenium.webdriver.remote.file_detector import UselessFileDetector
+from selenium.webdriver.remote.remote_connection import RemoteConnection
 from selenium.webdriver.support.ui import Select
 
 # How long anything may take to happen before a journey fails.
 DEADLINE = 20.0
+# How long one WebDriver command may take: without a bound, a command the window never
+# answers (seen twice on a loaded machine, at a screenshot) hangs the suite and CI with it.
+WEBDRIVER_COMMAND_TIMEOUT = 60
 # The notifier's quiet time that closes a burst (core::notify_policy::BURST_QUIET) plus margin.
 BURST_SETTLE = 3.5
 # The bound for a change to show in the window and in a browser at the same time.
@@ -225,6 +229,7 @@ class App:
         for port in (driver_port, native_port):
             wait_for("tauri-driver and WebKitWebDriver to listen",
                      lambda: socket.create_connection(("127.0.0.1", port), 1))
+        RemoteConnection.set_timeout(WEBDRIVER_COMMAND_TIMEOUT)
         options = ArgOptions()
         options.set_capability("browserName", "wry")
         options.set_capability("tauri:options", {"application": binary})
