@@ -150,19 +150,11 @@ fn desktop_report(
     release: &Path,
     bench_dir: &Path,
 ) -> Result<PathBuf, String> {
-    // As shipped: `prod` serves the app's assets through Tauri's protocol (docs/desktop.md).
-    let desktop_build = [
-        "build",
-        "--release",
-        "-p",
-        "blanket-desktop",
-        "--features",
-        "prod",
-        "--bin",
-        "blanket-desktop",
-    ];
-    process::run(workspace.cargo().args(desktop_build))
-        .map_err(|error| format!("The desktop figures: the release build failed ({error:#})."))?;
+    // Building the .deb is the release build of both binaries as shipped (`prod` serves the
+    // app's assets through Tauri's protocol, docs/desktop.md), so its size comes for free.
+    let package = crate::deb::deb().map_err(|error| {
+        format!("The desktop figures: the release build or the .deb failed ({error:#}).")
+    })?;
     ensure_tauri_driver(workspace).map_err(|error| {
         format!("The desktop figures: tauri-driver could not be installed ({error:#}).")
     })?;
@@ -178,6 +170,8 @@ fn desktop_report(
     )
     .arg("--bin-dir")
     .arg(release)
+    .arg("--deb")
+    .arg(&package)
     .arg("--out")
     .arg(&path);
     eprintln!("xtask: running {}", process::display(&run));

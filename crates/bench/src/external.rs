@@ -180,6 +180,45 @@ pub fn desktop_figures(path: &Path) -> Result<Vec<Figure>> {
             ),
         }),
     }
+    if let (Some(ratio), Some(once)) = (
+        report["resident_once_ratio"].as_f64(),
+        idle["resident_once_mib"].as_f64(),
+    ) {
+        figures.push(Figure {
+            name: "Desktop: idle memory, each page counted once, against a bare Tauri window"
+                .to_owned(),
+            result: format!("{ratio:.2}x ({once:.1} MiB)"),
+            p50: None,
+            p99: None,
+            goal: String::new(),
+            verdict: Verdict::Info,
+            others_cpu: None,
+            method: format!(
+                "{source}: the same idle processes, with every physical page they map counted \
+                 once (from /proc/PID/pagemap) instead of shared out by PSS. Not judged: PSS is \
+                 the goal's measure, but it moves with whatever other WebKit processes share \
+                 the libraries, which this figure does not."
+            ),
+        });
+    }
+    let direct = &report["cold_start_direct_ms"];
+    if direct.is_object() {
+        let median = ms(direct, "median")?;
+        figures.push(Figure {
+            name: "Desktop: cold start to the tasks page, launched without WebDriver".to_owned(),
+            result: format!("median {}", millis(median)),
+            p50: Some(median),
+            p99: Some(ms(direct, "max")?),
+            goal: String::new(),
+            verdict: Verdict::Info,
+            others_cpu: None,
+            method: format!(
+                "{source}: as the judged cold start, but the app is started directly, as a \
+                 user's launcher would, and the page reports its load; the p99 column is the \
+                 slowest start."
+            ),
+        });
+    }
     let deb = report["deb_mib"]
         .as_f64()
         .map(|size| format!(", .deb {size:.1} MiB"))
