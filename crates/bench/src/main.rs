@@ -480,14 +480,14 @@ async fn ps_figure(blanket: &Path, server: &Server, runs: usize) -> Result<Figur
         verdict: Verdict::of(times.p50() <= PS_GOAL),
         others_cpu: None,
         method: format!(
-            "`blanket ps` (the default view: the newest tasks that fit a screen) as a whole              process, from exec to exit, {} times after one unmeasured run, against the server              of the figures above; the p99 column is the slowest run.",
+            "`blanket ps` (the default view: the newest tasks that fit a screen) as a whole process, from exec to exit, {} times after one unmeasured run, against the server of the figures above; the p99 column is the slowest run.",
             times.len()
         ),
     })
 }
 
 fn worker_figures(run: &workers::WorkerRun) -> Vec<Figure> {
-    let setting = "A release `blanket serve --workers 1` with task types of the bench's own,                    on a temporary data dir; requests over one keep-alive connection.";
+    let setting = "A release `blanket serve --workers 1` with task types of the bench's own, on a temporary data dir; requests over one keep-alive connection.";
     let start = &run.submit_to_running;
     let cancel = &run.cancel_to_gone;
     let log = &run.log_line_to_client;
@@ -505,7 +505,7 @@ fn worker_figures(run: &workers::WorkerRun) -> Vec<Figure> {
             verdict: Verdict::of(start.p50() <= START_P50_GOAL && start.p99() <= START_P99_GOAL),
             others_cpu: None,
             method: format!(
-                "{setting} {} tasks one after another, each `date +%s%N > started`: the time runs                  from the wall clock just before the submit to the one the task's `date` wrote,                  so it holds the HTTP round trip, the claim, and the fork and exec of the                  executor's shell and of `date`. Max {}.",
+                "{setting} {} tasks one after another, each `date +%s%N > started`: the time runs from the wall clock just before the submit to the one the task's `date` wrote, so it holds the HTTP round trip, the claim, and the fork and exec of the executor's shell and of `date`. Max {}.",
                 start.len(),
                 millis(start.max())
             ),
@@ -519,7 +519,7 @@ fn worker_figures(run: &workers::WorkerRun) -> Vec<Figure> {
             verdict: Verdict::of(cancel.p99() <= CANCEL_P99_GOAL),
             others_cpu: None,
             method: format!(
-                "{setting} {} running `sleep 30` tasks, each cancelled with `PUT /task/:id/cancel`;                  the time runs from just before the request until `kill(-pgid, 0)` says the                  task's process group is gone (polled every millisecond). Max {}.",
+                "{setting} {} running `sleep 30` tasks, each cancelled with `PUT /task/:id/cancel`; the time runs from just before the request until `kill(-pgid, 0)` says the task's process group is gone (polled every millisecond). Max {}.",
                 cancel.len(),
                 millis(cancel.max())
             ),
@@ -533,7 +533,7 @@ fn worker_figures(run: &workers::WorkerRun) -> Vec<Figure> {
             verdict: Verdict::of(log.p99() <= LOG_LINE_P99_GOAL),
             others_cpu: None,
             method: format!(
-                "{setting} A task printed its wall clock every 20 ms; a client of                  `GET /task/:id/log` (SSE) took the time each line arrived, for {} lines.                  Max {}.",
+                "{setting} A task printed its wall clock every 20 ms; a client of `GET /task/:id/log` (SSE) took the time each line arrived, for {} lines. Max {}.",
                 log.len(),
                 millis(log.max())
             ),
@@ -547,7 +547,7 @@ fn worker_figures(run: &workers::WorkerRun) -> Vec<Figure> {
             verdict: Verdict::of(run.tasks_per_second() >= TASKS_PER_SECOND_GOAL),
             others_cpu: None,
             method: format!(
-                "A release `blanket serve --workers 4`: {} `true` tasks submitted one after                  another on one connection; the rate runs from the first submit until                  `GET /task/?states=SUCCESS,ERROR&count=true` counts them all ({:.2} s).",
+                "A release `blanket serve --workers 4`: {} `true` tasks submitted one after another on one connection; the rate runs from the first submit until `GET /task/?states=SUCCESS,ERROR&count=true` counts them all ({:.2} s).",
                 run.trivial_tasks,
                 run.trivial_elapsed.as_secs_f64()
             ),
@@ -582,7 +582,7 @@ fn comparison_figures(
         verdict,
         others_cpu: None,
         method: format!(
-            "{} `blanket submit -q -t echo_task` processes one after another after 5 unmeasured,              each from exec to exit, against a fresh `blanket serve --workers 0`. The same              figure at other store sizes, and pueue's, are in the side-by-side below.",
+            "{} `blanket submit -q -t echo_task` processes one after another after 5 unmeasured, each from exec to exit, against a fresh `blanket serve --workers 0`. The same figure at other store sizes, and pueue's, are in the side-by-side below.",
             empty.cli_submits
         ),
     }]
