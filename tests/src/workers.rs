@@ -12,7 +12,7 @@ use reqwest::Method;
 use reqwest::blocking::Client;
 use serde_json::Value;
 
-use crate::{Reply, Sandbox, Server, free_port, new_worker_id};
+use crate::{Reply, Sandbox, Server, canonical, free_port, new_worker_id, wait_for_exit};
 
 /// How often the helpers here probe; slower than the harness's, since many tests poll at once
 /// on two cores and each probe is an HTTP request.
@@ -726,23 +726,6 @@ fn read_reply(request: reqwest::blocking::RequestBuilder) -> Reply {
         status,
         headers,
         body,
-    }
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(PROBE_INTERVAL);
     }
 }
 
