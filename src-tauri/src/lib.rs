@@ -43,8 +43,10 @@ pub use shell::Shell;
 /// the server the window shows (its port is only known then).
 const MAIN_CAPABILITY: &str = include_str!("../capabilities/main.json");
 
-/// When the local pool starts if the window has not finished loading by then.
-const POOL_FALLBACK: std::time::Duration = std::time::Duration::from_secs(3);
+/// When the window shows and the local pool starts if the page has not finished loading by
+/// then: a page that never loads must leave neither an invisible app nor a queue without
+/// workers.
+const REVEAL_FALLBACK: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What the shell starts besides the window; tests turn the platform parts off.
 pub struct ShellOptions {
@@ -181,11 +183,10 @@ fn setup<R: Runtime>(app: &tauri::AppHandle<R>, options: ShellOptions) -> anyhow
         }
         tauri::async_runtime::spawn(lifecycle::quit_on_signals(app.clone()));
     }
-    // A window that never finishes loading must not leave the queue without workers.
-    let pool_fallback = app.clone();
+    let reveal_fallback = app.clone();
     tauri::async_runtime::spawn(async move {
-        tokio::time::sleep(POOL_FALLBACK).await;
-        pool_fallback.state::<Shell>().start_local_pool();
+        tokio::time::sleep(REVEAL_FALLBACK).await;
+        window::reveal(&reveal_fallback);
     });
     // The followers subscribe before the relay can publish, so nothing is missed.
     let shell = app.state::<Shell>();
@@ -311,6 +312,16 @@ mod tests {
         let version = http_get(&shell.base_url, "/version").unwrap();
         assert!(version.starts_with("HTTP/1.0 200"), "{version}");
         assert!(version.contains(r#""name":"blanket""#), "{version}");
+    }
+
+    #[test]
+    fn the_window_is_shown_by_the_first_reveal_only() {
+        // The mock runtime reports every window visible, so the journeys check the real
+        // window; this checks that a reveal uses up the one showing.
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        window::reveal(app.handle());
+        assert!(!app.state::<Shell>().first_reveal());
     }
 
     #[test]

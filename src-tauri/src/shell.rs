@@ -35,6 +35,7 @@ pub struct Shell {
     // std Mutex: taken to start the pool and, at quit, to move the runtime out; never held
     // across `.await`.
     runtime: Mutex<Option<Runtime>>,
+    revealed: AtomicBool,
     window_focused: AtomicBool,
     failed_since_look: AtomicUsize,
     quitting: AtomicBool,
@@ -53,6 +54,7 @@ impl Shell {
             coordinator: Some(runtime.coordinator().clone()),
             remote: None,
             runtime: Mutex::new(Some(runtime)),
+            revealed: AtomicBool::new(false),
             window_focused: AtomicBool::new(false),
             failed_since_look: AtomicUsize::new(0),
             quitting: AtomicBool::new(false),
@@ -71,6 +73,7 @@ impl Shell {
             tray_refresh: Notify::new(),
             coordinator: None,
             runtime: Mutex::new(None),
+            revealed: AtomicBool::new(false),
             window_focused: AtomicBool::new(false),
             failed_since_look: AtomicUsize::new(0),
             quitting: AtomicBool::new(false),
@@ -165,6 +168,12 @@ impl Shell {
         {
             runtime.start_local_pool();
         }
+    }
+
+    /// Whether this is the first call: the window is shown once at start, never again on its
+    /// own.
+    pub fn first_reveal(&self) -> bool {
+        !self.revealed.swap(true, Ordering::SeqCst)
     }
 
     /// Records whether the window has the focus; focusing it counts as a look at the tasks.

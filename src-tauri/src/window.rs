@@ -1,6 +1,6 @@
 //! The main window: the embedded server's pages at its loopback URL, navigation kept inside
-//! that origin (other links go to the system browser), close hides to the tray.
-//! It renders nothing itself: every page comes from the server, like in a browser.
+//! that origin (other links go to the system browser), shown once its first page has loaded,
+//! close hides to the tray. It renders nothing itself: every page comes from the server.
 
 use tauri::webview::NewWindowResponse;
 use tauri::{AppHandle, Manager, Runtime, Url, WebviewUrl, WebviewWindow, WebviewWindowBuilder};
@@ -14,7 +14,8 @@ pub const TASKS_PAGE: &str = "/ui/";
 /// The marker file saying the "still running in the tray" hint was shown once.
 const TRAY_HINT_MARKER: &str = "desktop-tray-hint-shown";
 
-/// Opens the main window on `shell`'s tasks page.
+/// Opens the main window on `shell`'s tasks page, hidden until the page has loaded (see
+/// [`reveal`]).
 ///
 /// # Errors
 /// When the URL is malformed or the window cannot be made.
@@ -25,6 +26,10 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> anyhow::Result<W
         .title("Blanket")
         .inner_size(1100.0, 760.0)
         .min_inner_size(480.0, 360.0)
+        // Shown by `reveal` once the page has loaded: a window mapped while its web process
+        // is still loading makes WebKitGTK's first paint wait up to 500 ms for a backing
+        // store (one start in three here), and the user would see a blank window meanwhile.
+        .visible(false)
         .on_navigation(move |target| {
             let inside = stays_inside(&home, target);
             if !inside {
@@ -35,10 +40,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> anyhow::Result<W
         .on_page_load(|window, payload| {
             if matches!(payload.event(), tauri::webview::PageLoadEvent::Finished) {
                 tracing::info!(url = %payload.url(), "page loaded in the window");
-                // The window is up: now the workers may take the CPU.
-                if let Some(shell) = window.try_state::<Shell>() {
-                    shell.start_local_pool();
-                }
+                reveal(window.app_handle());
             }
         })
         .on_new_window(|target, _features| {
@@ -49,6 +51,23 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> anyhow::Result<W
         })
         .build()?;
     Ok(window)
+}
+
+/// Shows the main window the first time it is called and starts the local pool (the window
+/// is up: now the workers may take the CPU); later calls only make sure the pool runs, so a
+/// page loaded in a window the user hid leaves it hidden.
+pub fn reveal<R: Runtime>(app: &AppHandle<R>) {
+    let shell = app.state::<Shell>();
+    if shell.first_reveal() {
+        match app.get_webview_window(MAIN) {
+            Some(window) => match window.show() {
+                Ok(()) => tracing::info!("window shown"),
+                Err(error) => tracing::warn!(error = %error, "could not show the window"),
+            },
+            None => tracing::warn!("the main window is gone"),
+        }
+    }
+    shell.start_local_pool();
 }
 
 /// Shows, raises and focuses the main window, on `path` when given (e.g. `/ui/tasks/ID`).

@@ -241,6 +241,11 @@ class App:
         out = subprocess.run(["ss", "-ltnpH", f"sport = :{self.port}"], capture_output=True, text=True).stdout
         return int(out.split("pid=")[1].split(",")[0])
 
+    def page_loads(self):
+        """How many pages the app says it loaded in its window (its log's lines)."""
+        with open(self.log.name) as log:
+            return log.read().count("page loaded in the window")
+
     def worker_pids(self):
         out = subprocess.run(["pgrep", "-f", f"worker .*--server {self.base}"], capture_output=True, text=True).stdout
         return [int(pid) for pid in out.split()]
@@ -562,6 +567,12 @@ def main():
             task = app.submit("echo_task")
             wait_for("a task to run with the window hidden",
                      lambda: http("GET", f"{app.base}/task/{task['id']}")["state"] == "SUCCESS")
+            # The window shows itself when its first page has loaded, and only then: a page
+            # loaded while it is in the tray leaves it there.
+            loads = app.page_loads()
+            app.window.execute_script("location.reload();")
+            wait_for("the app to see the page load again", lambda: app.page_loads() > loads)
+            assert not window_visible(desktop), "a page load showed the window the user closed"
 
         @journey("a second launch shows the first window and starts no second coordinator")
         def _():
