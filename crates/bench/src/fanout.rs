@@ -1,7 +1,7 @@
 //! SSE fan-out: many raw-TCP subscribers on `/ui/sse/tasks` in this one process, then submits
 //! spaced apart, timing how long each subscriber waits for its `tasks-changed` event.
-//! Raw sockets keep the per-event client work to one read and one clock read, and let the
-//! kernel say when each event reached the socket, apart from when the bench got to read it.
+//! The kernel stamps each event as it reaches a subscriber's socket, and the bench reads
+//! nothing while the server fans out: on a 2-core machine its reads would take the server's CPU.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -24,6 +24,14 @@ const TASKS_EVENT: &[u8] = b"event: tasks-changed";
 const KEEPALIVE: &[u8] = b": keepalive";
 /// Subscribers that connect at once; keeps the server's accept backlog from overflowing.
 const CONNECT_BATCH: usize = 100;
+/// The share of the spacing between submits the bench waits before reading a round's events:
+/// the fan-out is long over by then (the goal is 10 ms of 100), and an event that comes later
+/// is still read, before the next submit, with the time the kernel received it.
+const READ_AFTER: f64 = 0.5;
+/// The share of the spacing after which a subscriber without its event counts as missed.
+const MISSED_AFTER: f64 = 0.9;
+/// How long the reader rests between passes over the subscribers still waiting for an event.
+const READ_PASS_PAUSE: Duration = Duration::from_millis(1);
 
 /// The outcome of a fan-out run.
 #[derive(Debug)]
@@ -32,17 +40,11 @@ pub struct FanoutRun {
     pub subscribers: usize,
     /// Submits made.
     pub rounds: usize,
-    /// Submit start to the bench reading the event, for every subscriber and round.
-    pub read_latencies: Latencies,
     /// Submit start to the kernel receiving the event on the subscriber's socket.
     pub kernel_latencies: Latencies,
     /// The submit's 201 read by the bench to the kernel receiving the event, zero when the
     /// event came first: the commit precedes the 201, so this bounds commit-to-event below.
     pub kernel_after_answer: Latencies,
-    /// Per round, submit start to the first subscriber's read.
-    pub first_per_round: Latencies,
-    /// Per round, submit start to the last subscriber's read.
-    pub last_per_round: Latencies,
     /// Per round, submit start to the kernel receiving the last subscriber's event.
     pub last_per_round_kernel: Latencies,
     /// Subscriber-rounds that got no event.
@@ -75,116 +77,94 @@ pub struct Received {
     pub keepalives: Vec<Instant>,
 }
 
-/// The start of one round, on both clocks: the kernel stamps arrivals with wall time.
-#[derive(Clone, Copy, Debug)]
-struct RoundStart {
-    at: Instant,
-    wall: SystemTime,
-}
-
 /// Connects `subscribers` streams, then makes `rounds` submits `spacing` apart.
 ///
 /// # Errors
-/// When a subscriber cannot connect or a submit fails.
+/// When a subscriber cannot connect, a submit fails or the server ends a stream.
 pub async fn measure(
     server: &Server,
     subscribers: usize,
     rounds: usize,
     spacing: Duration,
 ) -> Result<FanoutRun> {
-    let (stop, stopped) = watch::channel(false);
-    let mut streams = JoinSet::new();
-    let mut connected = 0;
-    while connected < subscribers {
-        let batch = CONNECT_BATCH.min(subscribers - connected);
+    let mut readers = Vec::with_capacity(subscribers);
+    while readers.len() < subscribers {
+        let batch = CONNECT_BATCH.min(subscribers - readers.len());
         let mut connecting = JoinSet::new();
         for _ in 0..batch {
             connecting.spawn(subscribe(server.address));
         }
         while let Some(joined) = connecting.join_next().await {
-            let stream = joined.context("a subscriber task panicked")??;
-            streams.spawn(listen(stream, stopped.clone()));
+            let subscription = joined.context("a subscriber task panicked")??;
+            readers.push(Reader::new(subscription)?);
         }
-        connected += batch;
     }
     // Let the server finish its connection work before the first timed submit.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let mut submitter = Connection::open(server.address).await?;
     let meter = CpuMeter::start(server.pid())?;
-    let mut starts = Vec::with_capacity(rounds);
+    let mut round_starts = Vec::with_capacity(rounds);
+    let mut answers = Vec::with_capacity(rounds);
     let mut submit_latencies = Vec::with_capacity(rounds);
     let mut ticks = tokio::time::interval(spacing);
     for _ in 0..rounds {
         ticks.tick().await;
         // Taken just before the request goes out, so each latency is an upper bound on
         // commit-to-event.
-        starts.push(RoundStart {
-            at: Instant::now(),
-            wall: SystemTime::now(),
-        });
-        submit_latencies.push(submitter.submit().await?);
+        let started = Instant::now();
+        let wall = SystemTime::now();
+        let latency = submitter.submit().await?;
+        round_starts.push(wall);
+        answers.push(wall + latency);
+        submit_latencies.push(latency);
+        tokio::time::sleep_until((started + spacing.mul_f64(READ_AFTER)).into()).await;
+        let deadline = started + spacing.mul_f64(MISSED_AFTER);
+        readers = tokio::task::spawn_blocking(move || {
+            read_round(&mut readers, wall, deadline).map(|()| readers)
+        })
+        .await
+        .context("the subscribers' reader panicked")??;
     }
-    tokio::time::sleep(spacing).await;
     let cpu = meter.read()?;
-    stop.send_replace(true);
 
-    let start_instants: Vec<Instant> = starts.iter().map(|start| start.at).collect();
-    let mut read_latencies = Vec::with_capacity(subscribers * rounds);
     let mut kernel_latencies = Vec::with_capacity(subscribers * rounds);
     let mut kernel_after_answer = Vec::with_capacity(subscribers * rounds);
-    let answered: Vec<SystemTime> = starts
-        .iter()
-        .zip(&submit_latencies)
-        .map(|(start, latency)| start.wall + *latency)
-        .collect();
-    let mut first = vec![Duration::MAX; rounds];
-    let mut last = vec![Duration::ZERO; rounds];
     let mut last_kernel = vec![Duration::ZERO; rounds];
-    let mut missed = 0;
-    let mut extra = 0;
-    let mut unstamped = 0;
-    while let Some(joined) = streams.join_next().await {
-        let received = joined.context("a subscriber task panicked")??;
-        let read_times: Vec<Instant> = received.events.iter().map(|event| event.read_at).collect();
-        let assigned = assign_to_rounds(&start_instants, &read_times);
+    let (mut missed, mut extra, mut unstamped) = (0, 0, 0);
+    for reader in &readers {
+        let stamps: Vec<SystemTime> = reader
+            .received
+            .events
+            .iter()
+            .filter_map(|event| event.received_at)
+            .collect();
+        unstamped += reader.received.events.len() - stamps.len();
+        let assigned = assign_to_rounds(&round_starts, &stamps);
         extra += assigned.extra;
         for (round, event) in assigned.per_round.into_iter().enumerate() {
             let Some(event) = event else {
                 missed += 1;
                 continue;
             };
-            let arrival = received.events[event];
-            let read = arrival.read_at - starts[round].at;
-            read_latencies.push(read);
-            first[round] = first[round].min(read);
-            last[round] = last[round].max(read);
-            match arrival
-                .received_at
-                .and_then(|at| at.duration_since(starts[round].wall).ok())
-            {
-                Some(kernel) => {
-                    kernel_latencies.push(kernel);
-                    let after_answer = arrival
-                        .received_at
-                        .and_then(|at| at.duration_since(answered[round]).ok())
-                        .unwrap_or_default();
-                    kernel_after_answer.push(after_answer);
-                    last_kernel[round] = last_kernel[round].max(kernel);
-                }
-                None => unstamped += 1,
-            }
+            let received_at = stamps[event];
+            let kernel = received_at
+                .duration_since(round_starts[round])
+                .unwrap_or_default();
+            kernel_latencies.push(kernel);
+            kernel_after_answer.push(
+                received_at
+                    .duration_since(answers[round])
+                    .unwrap_or_default(),
+            );
+            last_kernel[round] = last_kernel[round].max(kernel);
         }
     }
-    first.retain(|latency| *latency != Duration::MAX);
     Ok(FanoutRun {
         subscribers,
         rounds,
-        read_latencies: Latencies::new(read_latencies),
         kernel_latencies: Latencies::new(kernel_latencies),
         kernel_after_answer: Latencies::new(kernel_after_answer),
-        first_per_round: Latencies::new(first),
-        last_per_round: Latencies::new(last),
         last_per_round_kernel: Latencies::new(last_kernel),
         missed,
         extra,
@@ -192,6 +172,81 @@ pub async fn measure(
         submit_latencies: Latencies::new(submit_latencies),
         cpu,
     })
+}
+
+/// A subscriber's socket taken out of the async runtime, so that an event reaching it wakes
+/// nothing in the bench: it is read only when the bench asks.
+struct Reader {
+    stream: std::net::TcpStream,
+    scanner: Scanner,
+    received: Received,
+}
+
+impl Reader {
+    fn new(subscription: Subscription) -> Result<Reader> {
+        let Subscription { stream, scanner } = subscription;
+        let stream = stream
+            .into_std()
+            .context("taking a subscriber's socket out of the runtime")?;
+        Ok(Reader {
+            stream,
+            scanner,
+            received: Received::default(),
+        })
+    }
+
+    /// Reads what the socket holds, without waiting.
+    fn read_waiting(&mut self, buffer: &mut [u8]) -> Result<()> {
+        loop {
+            match system::receive_with_timestamp(self.stream.as_raw_fd(), buffer) {
+                Ok((0, _)) => bail!("the server ended a subscriber's stream"),
+                Ok((read, received_at)) => {
+                    let counts = self.scanner.feed(&buffer[..read]);
+                    let arrival = Arrival {
+                        read_at: Instant::now(),
+                        received_at,
+                    };
+                    let received = &mut self.received;
+                    received
+                        .events
+                        .extend(std::iter::repeat_n(arrival, counts.events));
+                    received
+                        .keepalives
+                        .extend(std::iter::repeat_n(arrival.read_at, counts.keepalives));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(error) => return Err(error).context("reading a subscriber's stream"),
+            }
+        }
+    }
+
+    /// Whether an event the kernel received at or after `since` has been read.
+    fn has_event_since(&self, since: SystemTime) -> bool {
+        self.received
+            .events
+            .last()
+            .and_then(|event| event.received_at)
+            .is_some_and(|at| at >= since)
+    }
+}
+
+/// Reads every subscriber until each has an event received since `round_start`, or until
+/// `deadline`.
+fn read_round(readers: &mut [Reader], round_start: SystemTime, deadline: Instant) -> Result<()> {
+    let mut buffer = [0u8; 4096];
+    loop {
+        let mut waiting = false;
+        for reader in readers.iter_mut() {
+            if !reader.has_event_since(round_start) {
+                reader.read_waiting(&mut buffer)?;
+                waiting |= !reader.has_event_since(round_start);
+            }
+        }
+        if !waiting || Instant::now() >= deadline {
+            return Ok(());
+        }
+        std::thread::sleep(READ_PASS_PAUSE);
+    }
 }
 
 /// An open tasks stream past its first event, with whatever followed that event in the
@@ -312,7 +367,7 @@ struct Assigned {
 }
 
 /// Gives each event to the latest round that started before it.
-fn assign_to_rounds(starts: &[Instant], events: &[Instant]) -> Assigned {
+fn assign_to_rounds<T: PartialOrd + Copy>(starts: &[T], events: &[T]) -> Assigned {
     let mut per_round = vec![None; starts.len()];
     let mut extra = 0;
     for (index, &event) in events.iter().enumerate() {
