@@ -28,6 +28,8 @@ pub const WORKER_ID_PLACEHOLDER: &str = "{{.Id}}";
 pub const DEFAULT_LEASE_SECONDS: u64 = 30;
 /// Default seconds between keep-alive messages.
 pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 30;
+/// Default seconds a connection may take to send a request's head, or sit idle between requests.
+pub const DEFAULT_HEADER_TIMEOUT_SECONDS: u64 = 30;
 /// Default largest upload (all files of one submit together): 1 GiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
 /// Default largest JSON request body: 1 MiB.
@@ -99,6 +101,9 @@ pub struct Config {
     pub lease_seconds: u64,
     /// Seconds between keep-alive messages on long-lived connections.
     pub keepalive_seconds: u64,
+    /// Seconds a connection may take to send a complete request head, new or kept alive
+    /// between requests, before the server closes it; answers being sent are never cut.
+    pub header_timeout_seconds: u64,
     /// Largest accepted upload, all files of one submit together.
     pub max_upload_bytes: u64,
     /// Largest accepted JSON request body.
@@ -170,6 +175,8 @@ pub struct Settings {
     pub lease_seconds: Option<u64>,
     /// See [`Config::keepalive_seconds`].
     pub keepalive_seconds: Option<u64>,
+    /// See [`Config::header_timeout_seconds`].
+    pub header_timeout_seconds: Option<u64>,
     /// See [`Config::max_upload_bytes`].
     pub max_upload_bytes: Option<u64>,
     /// See [`Config::max_json_bytes`].
@@ -329,6 +336,7 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("lease_seconds", &self.lease_seconds)
             .field("keepalive_seconds", &self.keepalive_seconds)
+            .field("header_timeout_seconds", &self.header_timeout_seconds)
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("max_json_bytes", &self.max_json_bytes)
             .field("allowed_hosts", &self.allowed_hosts)
@@ -395,8 +403,8 @@ impl Config {
     /// Checks the rules a server must satisfy before it starts.
     ///
     /// # Errors
-    /// `Invalid` for a non-loopback bind without a token, a zero lease, keep-alive or body
-    /// limit, too many local workers, or a worker log template without [`WORKER_ID_PLACEHOLDER`].
+    /// `Invalid` for a non-loopback bind without a token, a zero lease, keep-alive, header
+    /// timeout or body limit, too many local workers, or a worker log template without [`WORKER_ID_PLACEHOLDER`].
     pub fn validate(&self) -> Result<()> {
         if !self.is_loopback_bind() && self.token.is_none() {
             return Err(Error::Invalid(format!(
@@ -408,6 +416,7 @@ impl Config {
         for (name, value) in [
             ("lease_seconds", self.lease_seconds),
             ("keepalive_seconds", self.keepalive_seconds),
+            ("header_timeout_seconds", self.header_timeout_seconds),
             ("max_upload_bytes", self.max_upload_bytes),
         ] {
             if value == 0 {
@@ -456,6 +465,7 @@ impl Config {
             "log_level": self.log_level,
             "lease_seconds": self.lease_seconds,
             "keepalive_seconds": self.keepalive_seconds,
+            "header_timeout_seconds": self.header_timeout_seconds,
             "max_upload_bytes": self.max_upload_bytes,
             "max_json_bytes": self.max_json_bytes,
             "allowed_hosts": self.allowed_hosts,
@@ -485,6 +495,7 @@ impl fmt::Debug for Settings {
             .field("log_level", &self.log_level)
             .field("lease_seconds", &self.lease_seconds)
             .field("keepalive_seconds", &self.keepalive_seconds)
+            .field("header_timeout_seconds", &self.header_timeout_seconds)
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("max_json_bytes", &self.max_json_bytes)
             .field("allowed_hosts", &self.allowed_hosts)
@@ -542,7 +553,7 @@ impl Settings {
     /// `BLANKET_PORT`, `BLANKET_BIND` (an IP address or `localhost`), `BLANKET_DATA_DIR`,
     /// `BLANKET_TYPES_DIR` (a list in the platform's `PATH` form: `:`-separated on Unix),
     /// `BLANKET_TOKEN`, `BLANKET_WORKERS`, `BLANKET_LEASE_SECONDS`,
-    /// `BLANKET_KEEPALIVE_SECONDS`, `BLANKET_NOTIFY_MODE`, `BLANKET_NOTIFY_MIN_SECONDS`,
+    /// `BLANKET_KEEPALIVE_SECONDS`, `BLANKET_HEADER_TIMEOUT_SECONDS`, `BLANKET_NOTIFY_MODE`, `BLANKET_NOTIFY_MIN_SECONDS`,
     /// `BLANKET_NOTIFY_WHEN_FOCUSED` (`true`/`false`/`1`/`0`/`yes`/`no`/`on`/`off`) and
     /// `BLANKET_LOG`. Values are trimmed; an empty variable counts as unset.
     ///
@@ -603,6 +614,14 @@ impl Settings {
                 "30",
             )?);
         }
+        if let Some(value) = read("BLANKET_HEADER_TIMEOUT_SECONDS") {
+            settings.header_timeout_seconds = Some(parse_env(
+                "BLANKET_HEADER_TIMEOUT_SECONDS",
+                &value,
+                "a whole number of seconds",
+                "30",
+            )?);
+        }
         if let Some(value) = read("BLANKET_NOTIFY_MODE") {
             settings.notify_mode = Some(value.parse().map_err(|_| {
                 env_error(
@@ -653,6 +672,9 @@ impl Settings {
             log_level: higher.log_level.or(self.log_level),
             lease_seconds: higher.lease_seconds.or(self.lease_seconds),
             keepalive_seconds: higher.keepalive_seconds.or(self.keepalive_seconds),
+            header_timeout_seconds: higher
+                .header_timeout_seconds
+                .or(self.header_timeout_seconds),
             max_upload_bytes: higher.max_upload_bytes.or(self.max_upload_bytes),
             max_json_bytes: higher.max_json_bytes.or(self.max_json_bytes),
             allowed_hosts: higher.allowed_hosts.or(self.allowed_hosts),
@@ -771,6 +793,9 @@ impl Settings {
             log_level: self.log_level.unwrap_or_else(|| "info".to_owned()),
             lease_seconds: self.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
             keepalive_seconds: self.keepalive_seconds.unwrap_or(DEFAULT_KEEPALIVE_SECONDS),
+            header_timeout_seconds: self
+                .header_timeout_seconds
+                .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECONDS),
             max_upload_bytes: self.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
             max_json_bytes: self.max_json_bytes.unwrap_or(DEFAULT_MAX_JSON_BYTES),
             allowed_hosts: self.allowed_hosts.unwrap_or_default(),
@@ -828,6 +853,7 @@ struct TomlFile {
     log_level: Option<String>,
     lease_seconds: Option<u64>,
     keepalive_seconds: Option<u64>,
+    header_timeout_seconds: Option<u64>,
     max_upload_bytes: Option<u64>,
     max_json_bytes: Option<usize>,
     allowed_hosts: Option<Vec<String>>,
@@ -932,6 +958,7 @@ fn settings_from_toml(text: &str, path: &Path, folder: &Path) -> Result<Settings
         log_level: file.log_level,
         lease_seconds: file.lease_seconds,
         keepalive_seconds: file.keepalive_seconds,
+        header_timeout_seconds: file.header_timeout_seconds,
         max_upload_bytes: file.max_upload_bytes,
         max_json_bytes: file.max_json_bytes,
         allowed_hosts: file.allowed_hosts,
@@ -1258,6 +1285,7 @@ mod tests {
         assert_eq!(config.log_level, "info");
         assert_eq!(config.lease_seconds, 30);
         assert_eq!(config.keepalive_seconds, 30);
+        assert_eq!(config.header_timeout_seconds, 30);
         assert_eq!(config.max_upload_bytes, 1024 * 1024 * 1024);
         assert_eq!(config.max_json_bytes, 1024 * 1024);
         assert!(config.allowed_hosts.is_empty());
@@ -1296,6 +1324,7 @@ worker_logfile_template = "/var/log/blanket/{{.Id}}.log"
 log_level = "debug"
 lease_seconds = 60
 keepalive_seconds = 15
+header_timeout_seconds = 20
 max_upload_bytes = 1000
 max_json_bytes = 2000
 allowed_hosts = ["Blanket.Lan"]
@@ -1326,6 +1355,7 @@ when_focused = true
         assert_eq!(config.log_level, "debug");
         assert_eq!(config.lease_seconds, 60);
         assert_eq!(config.keepalive_seconds, 15);
+        assert_eq!(config.header_timeout_seconds, 20);
         assert_eq!(config.max_upload_bytes, 1000);
         assert_eq!(config.max_json_bytes, 2000);
         assert_eq!(config.allowed_hosts, ["blanket.lan"]);
@@ -1535,6 +1565,7 @@ when_focused = true
             ("BLANKET_WORKERS", "0"),
             ("BLANKET_LEASE_SECONDS", "45"),
             ("BLANKET_KEEPALIVE_SECONDS", "5"),
+            ("BLANKET_HEADER_TIMEOUT_SECONDS", "2"),
             ("BLANKET_NOTIFY_MODE", "none"),
             ("BLANKET_NOTIFY_MIN_SECONDS", "3"),
             ("BLANKET_NOTIFY_WHEN_FOCUSED", "yes"),
@@ -1555,6 +1586,7 @@ when_focused = true
         assert_eq!(settings.local_workers, Some(0));
         assert_eq!(settings.lease_seconds, Some(45));
         assert_eq!(settings.keepalive_seconds, Some(5));
+        assert_eq!(settings.header_timeout_seconds, Some(2));
         assert_eq!(settings.notify_mode, Some(NotifyMode::None));
         assert_eq!(settings.notify_min_seconds, Some(3));
         assert_eq!(settings.notify_when_focused, Some(true));
@@ -1580,6 +1612,7 @@ when_focused = true
             ("BLANKET_WORKERS", "-1"),
             ("BLANKET_LEASE_SECONDS", "1.5"),
             ("BLANKET_KEEPALIVE_SECONDS", "soon"),
+            ("BLANKET_HEADER_TIMEOUT_SECONDS", "-3"),
             ("BLANKET_NOTIFY_MODE", "loud"),
             ("BLANKET_NOTIFY_MIN_SECONDS", "ten"),
             ("BLANKET_NOTIFY_WHEN_FOCUSED", "maybe"),
@@ -1772,7 +1805,7 @@ when_focused = true
     }
 
     #[test]
-    fn zero_lease_keepalive_and_limits_are_refused() {
+    fn zero_lease_keepalive_timeout_and_limits_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         for (settings, key) in [
             (
@@ -1788,6 +1821,13 @@ when_focused = true
                     ..in_dir(dir.path())
                 },
                 "keepalive_seconds",
+            ),
+            (
+                Settings {
+                    header_timeout_seconds: Some(0),
+                    ..in_dir(dir.path())
+                },
+                "header_timeout_seconds",
             ),
             (
                 Settings {
@@ -1898,7 +1938,7 @@ when_focused = true
         assert!(invalid(check_database_file(dir.path())).contains("is a folder"));
     }
 
-    const ENV_NAMES: [&str; 12] = [
+    const ENV_NAMES: [&str; 13] = [
         "BLANKET_PORT",
         "BLANKET_BIND",
         "BLANKET_DATA_DIR",
@@ -1907,6 +1947,7 @@ when_focused = true
         "BLANKET_WORKERS",
         "BLANKET_LEASE_SECONDS",
         "BLANKET_KEEPALIVE_SECONDS",
+        "BLANKET_HEADER_TIMEOUT_SECONDS",
         "BLANKET_NOTIFY_MODE",
         "BLANKET_NOTIFY_MIN_SECONDS",
         "BLANKET_NOTIFY_WHEN_FOCUSED",
@@ -1984,6 +2025,7 @@ when_focused = true
                 "log_level",
                 "lease_seconds",
                 "keepalive_seconds",
+                "header_timeout_seconds",
                 "max_upload_bytes",
                 "max_json_bytes",
                 "allowed_hosts",

@@ -14,7 +14,6 @@ pub mod runtime;
 mod sse;
 mod sse_events;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +38,9 @@ pub struct ServerOptions {
     pub allowed_hosts: Vec<String>,
     /// How often an idle SSE stream sends a comment line.
     pub keepalive: Duration,
+    /// How long a connection may take to send a complete request head, new or idle between
+    /// requests, before it is closed.
+    pub header_timeout: Duration,
     /// The largest multipart submit, in bytes.
     pub max_upload_bytes: u64,
     /// The largest JSON body, in bytes.
@@ -54,6 +56,7 @@ impl ServerOptions {
             token: config.token.clone(),
             allowed_hosts: config.allowed_hosts.clone(),
             keepalive: Duration::from_secs(config.keepalive_seconds),
+            header_timeout: Duration::from_secs(config.header_timeout_seconds),
             max_upload_bytes: config.max_upload_bytes,
             max_json_bytes: config.max_json_bytes,
             max_streams: 4096,
@@ -218,24 +221,46 @@ pub fn router(state: AppState) -> Router {
     guard::wrap(routes, state.clone()).with_state(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then lets open requests finish.
+/// Serves `state` on `listener` until `shutdown` resolves, then ends the live streams and
+/// waits for open requests to finish.
 ///
-/// # Errors
-/// When the listener fails.
+/// Each connection is HTTP/1 with a header-read timeout: one that has not sent a complete
+/// request head within `header_timeout` is closed, whether it is new (a client that connects
+/// and sends nothing, or stops mid-headers) or kept alive between requests, so idle sockets
+/// cannot use up the open files. An answer being sent (a stream, a long poll) is never cut,
+/// because hyper only runs that timer while it waits for a head. Accept errors (`EMFILE`) are
+/// logged and retried by axum's listener, so serving never fails.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    mut listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) {
+    let mut connections = hyper::server::conn::http1::Builder::new();
+    connections
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(state.options.header_timeout);
     let streams_end = state.shutdown.clone();
-    let shutdown = async move {
-        shutdown.await;
-        streams_end.cancel();
-    };
-    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-        SocketAddr,
-    >(app(state));
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = app(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _address) = tokio::select! {
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        let connection = connections.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(app.clone()),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                // A client that hung up or timed out is routine, not the server's fault.
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+        });
+    }
+    streams_end.cancel();
+    drop(listener);
+    graceful.shutdown().await;
 }

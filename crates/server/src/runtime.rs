@@ -54,7 +54,7 @@ pub struct Runtime {
     state: AppState,
     local_address: SocketAddr,
     stop_serving: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     reaper: JoinHandle<()>,
     pool: Option<JoinHandle<()>>,
     // The tokio runtime `start` ran in, so the pool can be started from any thread later.
@@ -186,17 +186,14 @@ impl Runtime {
     /// live streams and the server, then the reaper, then the database is closed.
     ///
     /// # Errors
-    /// When the server had failed while serving; the database is closed all the same.
+    /// When the server's task had panicked; the database is closed all the same.
     pub async fn shutdown(self) -> std::io::Result<()> {
         if let Some(pool) = &self.pool {
             pool.abort();
         }
         self.coordinator.stop_local_workers().await;
         self.stop_serving.cancel();
-        let served = match self.server.await {
-            Ok(served) => served,
-            Err(join_error) => Err(std::io::Error::other(join_error)),
-        };
+        let served = self.server.await.map_err(std::io::Error::other);
         let _ = self.reaper.await;
         self.coordinator.shutdown().await;
         served
