@@ -15,6 +15,7 @@ use crate::local_workers::{self, Children, LaunchSpec, WorkerLauncher};
 use crate::notify_settings::LiveNotify;
 use crate::state::TaskState;
 use crate::store::{Claimed, NewTaskRow, Store, TaskChange, TaskCounts};
+use crate::task_files;
 use crate::task_type::{self, Catalog};
 use crate::wire::{self, HeartbeatReply, Task, TaskEvent, Worker, WorkerStatus, WorkerUpdate};
 
@@ -211,7 +212,7 @@ impl Coordinator {
     }
 
     /// Submits a task: checks it against its type, freezes the type into it, moves any
-    /// uploaded files into its directory and stores it `WAITING`.
+    /// uploaded files into its directory (recording which they are) and stores it `WAITING`.
     ///
     /// # Errors
     /// `Invalid` for an unknown type, a missing required variable, a bad tag or timeout.
@@ -220,20 +221,22 @@ impl Coordinator {
         request: wire::NewTask,
         upload: Option<StagedUpload>,
     ) -> Result<Task> {
-        let outcome = self.submit_inner(request, upload.as_ref()).await;
-        if outcome.is_err()
-            && let Some(upload) = &upload
-        {
-            remove_dir_logged(&upload.path).await;
+        let outcome = async {
+            let mut row = self.checked_row(request)?;
+            if let Some(upload) = &upload {
+                let staged = upload.path.clone();
+                row.uploads =
+                    blocking("listing uploaded files", move || task_files::list(&staged)).await?;
+            }
+            self.insert_task(row, upload.as_ref()).await
         }
-        outcome
+        .await;
+        discard_on_error(upload.as_ref(), outcome).await
     }
 
-    async fn submit_inner(
-        &self,
-        request: wire::NewTask,
-        upload: Option<&StagedUpload>,
-    ) -> Result<Task> {
+    /// Checks `request` against its type as loaded now and builds the row to store, with a
+    /// new id and directory and no uploads.
+    fn checked_row(&self, request: wire::NewTask) -> Result<NewTaskRow> {
         let catalog = self.catalog();
         let loaded = catalog.require(&request.task_type)?;
         let environment = loaded.resolve_environment(&request.environment)?;
@@ -257,6 +260,25 @@ impl Coordinator {
         }
         let id = TaskId::generate();
         let result_dir = self.inner.config.results_dir.join(id.to_string());
+        Ok(NewTaskRow {
+            id,
+            task_type: loaded.spec.name.clone(),
+            tags,
+            environment,
+            timeout,
+            priority: request.priority,
+            result_dir: result_dir.display().to_string(),
+            type_digest: loaded.digest.clone(),
+            type_source: loaded.source.clone(),
+            type_spec: loaded.spec.clone(),
+            uploads: Vec::new(),
+            actor: "api".into(),
+        })
+    }
+
+    /// Moves `upload` (when given) into the row's directory, stores the row and announces it.
+    async fn insert_task(&self, row: NewTaskRow, upload: Option<&StagedUpload>) -> Result<Task> {
+        let result_dir = PathBuf::from(&row.result_dir);
         // Without uploads the directory is made when something needs it (the worker, a log
         // stream), which keeps a file-system write off the submit path: on some disks that
         // mkdir cost more than the whole rest of a submit.
@@ -270,19 +292,6 @@ impl Coordinator {
                     )
                 })?;
         }
-        let row = NewTaskRow {
-            id,
-            task_type: loaded.spec.name.clone(),
-            tags,
-            environment,
-            timeout,
-            priority: request.priority,
-            result_dir: result_dir.display().to_string(),
-            type_digest: loaded.digest.clone(),
-            type_source: loaded.source.clone(),
-            type_spec: loaded.spec.clone(),
-            actor: "api".into(),
-        };
         match self.inner.store.insert_task(row).await {
             Ok(task) => {
                 tracing::debug!(task_id = %task.id, task_type = %task.task_type, "task submitted");
@@ -977,6 +986,16 @@ impl Coordinator {
     }
 }
 
+/// Runs blocking file-system `work` on the blocking pool; `what` names it if it panics.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| Error::Internal(format!("{what} panicked: {error}")))?
+}
+
 fn actor_name(worker: Option<WorkerId>) -> String {
     match worker {
         Some(worker) => format!("worker:{worker}"),
@@ -989,6 +1008,16 @@ impl StagedUpload {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Passes `outcome` on, removing the staged `upload` first when it failed.
+async fn discard_on_error(upload: Option<&StagedUpload>, outcome: Result<Task>) -> Result<Task> {
+    if outcome.is_err()
+        && let Some(upload) = upload
+    {
+        remove_dir_logged(&upload.path).await;
+    }
+    outcome
 }
 
 async fn remove_dir_logged(path: &Path) {

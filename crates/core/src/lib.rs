@@ -13,6 +13,7 @@ pub mod notify_policy;
 pub mod notify_settings;
 pub mod state;
 pub mod store;
+mod task_files;
 pub mod task_type;
 pub mod template;
 pub mod upload;

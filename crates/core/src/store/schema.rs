@@ -75,6 +75,15 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     ",
+    // Version 2: the files uploaded with each task, so a retry can send them again. Tasks
+    // from before it have no rows: which of their files were uploads is not known.
+    "
+    CREATE TABLE task_uploads (
+        task_seq INTEGER NOT NULL REFERENCES tasks(seq) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        PRIMARY KEY (task_seq, path)
+    );
+    ",
 ];
 
 /// Brings the database at `path` up to the newest schema, in one transaction.
@@ -120,6 +129,33 @@ mod tests {
         let mut connection = Connection::open(&path).unwrap();
         migrate(&mut connection, &path).unwrap();
         migrate(&mut connection, &path).unwrap();
+        let version: usize = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[tokio::test]
+    async fn a_version_1_database_migrates_and_its_tasks_have_no_recorded_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blanket.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("../../tests/fixtures/schema-v1.sql"))
+            .unwrap();
+        let store = crate::store::Store::open(&path).unwrap();
+        let tasks = store
+            .list_tasks(crate::filter::TaskFilter::default())
+            .await
+            .unwrap();
+        let types: Vec<&str> = tasks.iter().map(|task| task.task_type.as_str()).collect();
+        assert_eq!(types, ["echo_task", "wordcount_task"]);
+        for task in &tasks {
+            assert!(store.task_uploads(task.id).await.unwrap().is_empty());
+            assert_eq!(store.task_events(task.id).await.unwrap().len(), 1);
+        }
+        store.close().await;
+        let connection = Connection::open(&path).unwrap();
         let version: usize = connection
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();

@@ -35,6 +35,8 @@ pub struct NewTaskRow {
     pub type_source: String,
     /// The parsed type as JSON, frozen with the task.
     pub type_spec: wire::TaskType,
+    /// The files uploaded with it, relative to its directory with `/` between folders.
+    pub uploads: Vec<String>,
     pub actor: String,
 }
 
@@ -142,6 +144,26 @@ impl Store {
                 });
             }
             Ok(events)
+        })
+        .await
+    }
+
+    /// The files uploaded with a task, relative to its directory, sorted; empty for a task
+    /// submitted before uploads were recorded.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id.
+    pub async fn task_uploads(&self, id: TaskId) -> Result<Vec<String>> {
+        self.read(move |connection| {
+            let seq = task_seq(connection, id)?;
+            let mut statement = connection
+                .prepare_cached("SELECT path FROM task_uploads WHERE task_seq = ?1 ORDER BY path")
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([seq], |row| row.get::<_, String>(0))
+                .map_err(sql_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql_error)
         })
         .await
     }
@@ -289,6 +311,14 @@ fn insert_task(connection: &Connection, row: &NewTaskRow) -> Result<Task> {
         })
         .map_err(sql_error)?;
     let seq = connection.last_insert_rowid();
+    let mut upload_statement = connection
+        .prepare_cached("INSERT OR IGNORE INTO task_uploads (task_seq, path) VALUES (?1, ?2)")
+        .map_err(sql_error)?;
+    for path in &row.uploads {
+        upload_statement
+            .execute(params![seq, path])
+            .map_err(sql_error)?;
+    }
     insert_event(connection, seq, None, TaskState::Waiting, &row.actor, None)?;
     load_task(connection, row.id)
 }
