@@ -234,8 +234,62 @@ impl Coordinator {
         discard_on_error(upload.as_ref(), outcome).await
     }
 
+    /// Submits a finished task again as a new one: its type as it is now (so an edited type
+    /// file applies), with the original's own choices on top (the variables that differ from
+    /// its type's defaults, the tags beyond the type's, its priority, its timeout when it set
+    /// one), and a copy of the files uploaded with it. The new task's first audit row says
+    /// whose retry it is.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id; `Conflict` while the original has not finished, or when
+    /// an uploaded file is gone from its folder; `Invalid` when its type is gone or no longer
+    /// accepts its environment.
+    pub async fn retry(&self, id: TaskId) -> Result<Task> {
+        let original = self.task(id).await?;
+        if !original.state.is_terminal() {
+            return Err(Error::Conflict(format!(
+                "task {id} is {} and only a finished task can be retried: wait for it to end,                  or cancel it first (PUT /task/{id}/cancel)",
+                original.state
+            )));
+        }
+        let (frozen, _) = self.inner.store.frozen_type(id).await?;
+        let mut row = self
+            .checked_row(retry_request(&original, &frozen))
+            .map_err(|error| match error {
+                Error::Invalid(message) => Error::Invalid(format!(
+                    "task {id} cannot be retried with its type as it is now: {message}; \
+                     submit a new task instead"
+                )),
+                other => other,
+            })?;
+        row.uploads = self.inner.store.task_uploads(id).await?;
+        row.reason = Some(format!("retry of {id}"));
+        let upload = if row.uploads.is_empty() {
+            None
+        } else {
+            Some(self.stage_upload().await?)
+        };
+        let outcome = async {
+            if let Some(upload) = &upload {
+                let (from, to, paths) = (
+                    PathBuf::from(&original.result_dir),
+                    upload.path.clone(),
+                    row.uploads.clone(),
+                );
+                // Uploads may be large: the copy runs on a blocking thread, never the executor.
+                blocking("copying uploaded files", move || {
+                    task_files::copy(id, &from, &to, &paths)
+                })
+                .await?;
+            }
+            self.insert_task(row, upload.as_ref()).await
+        }
+        .await;
+        discard_on_error(upload.as_ref(), outcome).await
+    }
+
     /// Checks `request` against its type as loaded now and builds the row to store, with a
-    /// new id and directory and no uploads.
+    /// new id and directory, no uploads and no reason.
     fn checked_row(&self, request: wire::NewTask) -> Result<NewTaskRow> {
         let catalog = self.catalog();
         let loaded = catalog.require(&request.task_type)?;
@@ -273,6 +327,7 @@ impl Coordinator {
             type_spec: loaded.spec.clone(),
             uploads: Vec::new(),
             actor: "api".into(),
+            reason: None,
         })
     }
 
@@ -986,6 +1041,37 @@ impl Coordinator {
     }
 }
 
+/// What a retry of `task` submits: its type by name, so the type as loaded now decides its
+/// command, defaults, tags and timeout, plus what the original's submitter chose beyond its
+/// frozen type `frozen`: variables that differ from the type's defaults, tags beyond the
+/// type's, its priority, and its timeout when it is not the type's.
+fn retry_request(task: &Task, frozen: &wire::TaskType) -> wire::NewTask {
+    let is_default = |name: &String, value: &String| {
+        frozen
+            .environment
+            .default
+            .iter()
+            .any(|variable| variable.name == *name && variable.value == *value)
+    };
+    wire::NewTask {
+        task_type: task.task_type.clone(),
+        environment: task
+            .default_env
+            .iter()
+            .filter(|(name, value)| !is_default(name, value))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        priority: task.priority,
+        tags: task
+            .tags
+            .iter()
+            .filter(|tag| !frozen.tags.contains(tag))
+            .cloned()
+            .collect(),
+        timeout: (task.timeout != frozen.timeout).then_some(task.timeout),
+    }
+}
+
 /// Runs blocking file-system `work` on the blocking pool; `what` names it if it panics.
 async fn blocking<T: Send + 'static>(
     what: &str,
@@ -1027,5 +1113,93 @@ async fn remove_dir_logged(path: &Path) {
         Err(error) => {
             tracing::warn!(path = %path.display(), error = %error, "could not remove a task directory")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn frozen() -> wire::TaskType {
+        wire::TaskType {
+            name: "greet".into(),
+            tags: vec!["bash".into(), "unix".into()],
+            timeout: 60,
+            environment: wire::Environment {
+                default: vec![
+                    wire::DefaultVariable {
+                        name: "GREETING".into(),
+                        value: "hello".into(),
+                        ..wire::DefaultVariable::default()
+                    },
+                    wire::DefaultVariable {
+                        name: "NAME".into(),
+                        value: "world".into(),
+                        ..wire::DefaultVariable::default()
+                    },
+                ],
+                ..wire::Environment::default()
+            },
+            ..wire::TaskType::default()
+        }
+    }
+
+    fn task(environment: &[(&str, &str)], tags: &[&str], timeout: u64) -> Task {
+        Task {
+            id: TaskId::generate(),
+            task_type: "greet".into(),
+            state: TaskState::Error,
+            tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            default_env: environment
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+            created_ts: 0,
+            started_ts: 0,
+            last_updated_ts: 0,
+            finished_ts: 0,
+            timeout,
+            progress: 0,
+            worker_id: WorkerId::NONE,
+            pid: 0,
+            result_dir: String::new(),
+            type_digest: String::new(),
+            exit_code: Some(1),
+            priority: 7,
+            attempts: 1,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_retry_keeps_what_the_submitter_chose_and_leaves_the_rest_to_the_type() {
+        let original = task(
+            &[("GREETING", "hello"), ("NAME", "again"), ("EXTRA", "1")],
+            &["bash", "unix", "gpu"],
+            60,
+        );
+        let request = retry_request(&original, &frozen());
+        assert_eq!(request.task_type, "greet");
+        assert_eq!(
+            request.environment,
+            BTreeMap::from([
+                ("EXTRA".to_owned(), "1".to_owned()),
+                ("NAME".to_owned(), "again".to_owned()),
+            ])
+        );
+        assert_eq!(request.tags, ["gpu"]);
+        assert_eq!(request.priority, 7);
+        assert_eq!(request.timeout, None);
+    }
+
+    #[test]
+    fn a_retry_keeps_a_timeout_the_submitter_set() {
+        let original = task(&[("GREETING", "hello"), ("NAME", "world")], &["bash"], 5);
+        let request = retry_request(&original, &frozen());
+        assert_eq!(request.timeout, Some(5));
+        assert!(request.environment.is_empty());
+        assert!(request.tags.is_empty());
     }
 }

@@ -38,6 +38,8 @@ pub struct NewTaskRow {
     /// The files uploaded with it, relative to its directory with `/` between folders.
     pub uploads: Vec<String>,
     pub actor: String,
+    /// Why it was submitted, for its first audit row (a retry names its original).
+    pub reason: Option<String>,
 }
 
 /// A state change asked of a task. `worker`, when given, fences the change: it applies only
@@ -319,7 +321,14 @@ fn insert_task(connection: &Connection, row: &NewTaskRow) -> Result<Task> {
             .execute(params![seq, path])
             .map_err(sql_error)?;
     }
-    insert_event(connection, seq, None, TaskState::Waiting, &row.actor, None)?;
+    insert_event(
+        connection,
+        seq,
+        None,
+        TaskState::Waiting,
+        &row.actor,
+        row.reason.as_deref(),
+    )?;
     load_task(connection, row.id)
 }
 
