@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             get(api::tasks::tasks_get).delete(api::tasks::tasks_delete),
         )
         .route("/task/{id}/cancel", put(api::tasks::tasks_cancel))
+        .route("/task/{id}/retry", post(api::tasks::tasks_retry))
         .route("/task/{id}/events", get(api::tasks::tasks_events))
         .route("/task/{id}/run", put(api::tasks::tasks_run))
         .route("/task/{id}/progress", put(api::tasks::tasks_progress))

@@ -140,40 +140,12 @@ async fn oversized_submit_json_is_413() {
 #[tokio::test]
 async fn multipart_submit_saves_each_file_part_into_the_task_directory() {
     let server = Server::start(Settings::default()).await;
-    let body = multipart(&[
-        (
-            "data",
-            None,
-            r#"{"type": "wordcount_task", "environment": {"INPUT_FILE": "words.txt"}}"#,
-        ),
-        ("words.txt", Some("words.txt"), "one two three"),
-        ("sub/more.txt", Some("more.txt"), "four"),
-    ]);
 
-    let answer = server
-        .send(
-            Method::POST,
-            "/task/",
-            multipart_headers(),
-            Body::from(body),
-        )
-        .await;
+    let answer = server.submit_words().await;
 
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     let task = answer.json();
-    let directory = std::path::PathBuf::from(task["resultDir"].as_str().unwrap());
-    assert_eq!(
-        tokio::fs::read_to_string(directory.join("words.txt"))
-            .await
-            .unwrap(),
-        "one two three"
-    );
-    assert_eq!(
-        tokio::fs::read_to_string(directory.join("sub").join("more.txt"))
-            .await
-            .unwrap(),
-        "four"
-    );
+    assert_holds_the_words(&task).await;
     assert_eq!(task["defaultEnv"]["INPUT_FILE"], "words.txt");
 }
 
@@ -203,6 +175,160 @@ async fn a_multipart_file_name_leaving_the_task_directory_is_400_and_stores_noth
     let results = &server.coordinator.config().results_dir;
     assert!(!results.join("..").join("escaped.txt").exists());
     assert!(!results.join("escaped.txt").exists());
+}
+
+#[tokio::test]
+async fn retry_of_a_finished_task_copies_its_uploads_not_its_outputs_and_names_the_original() {
+    let server = Server::start(Settings::default()).await;
+    let original = server.finished_words().await;
+    let original_dir = std::path::PathBuf::from(original["resultDir"].as_str().unwrap());
+    let id = original["id"].as_str().unwrap();
+    tokio::fs::write(original_dir.join("count.txt"), "4")
+        .await
+        .unwrap();
+    let mut tasks = server.coordinator.hub().subscribe(Topic::Tasks);
+
+    let answer = server.post(format!("/task/{id}/retry")).await;
+
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let retried = answer.json();
+    let new_id = retried["id"].as_str().unwrap();
+    assert_ne!(new_id, id);
+    assert_eq!(answer.headers[header::LOCATION], format!("/task/{new_id}"));
+    assert_eq!(retried["type"], "wordcount_task");
+    assert_eq!(retried["state"], "WAITING");
+    assert_eq!(retried["defaultEnv"], original["defaultEnv"]);
+    assert_holds_the_words(&retried).await;
+    let new_dir = std::path::PathBuf::from(retried["resultDir"].as_str().unwrap());
+    assert!(!new_dir.join("count.txt").exists());
+    let events = server.get(format!("/task/{new_id}/events")).await.json();
+    assert_eq!(events[0]["to"], "WAITING");
+    assert_eq!(events[0]["reason"], format!("retry of {id}"));
+    assert_eq!(tasks.changed().now_or_never(), Some(true));
+    assert_eq!(server.task_count().await, 2);
+}
+
+#[tokio::test]
+async fn retry_of_a_task_that_has_not_finished_is_409_and_submits_nothing() {
+    let server = Server::start(Settings::default()).await;
+    let id = server.submit_echo().await;
+
+    let answer = server.post(format!("/task/{id}/retry")).await;
+
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text());
+    let message = answer.error();
+    assert!(message.contains("WAITING"), "{message}");
+    assert!(message.contains("cancel"), "{message}");
+    assert_eq!(server.task_count().await, 1);
+}
+
+#[tokio::test]
+async fn retry_when_an_uploaded_file_is_gone_is_409_and_leaves_nothing_staged() {
+    let server = Server::start(Settings::default()).await;
+    let original = server.finished_words().await;
+    let original_dir = std::path::PathBuf::from(original["resultDir"].as_str().unwrap());
+    tokio::fs::remove_file(original_dir.join("words.txt"))
+        .await
+        .unwrap();
+
+    let answer = server
+        .post(format!("/task/{}/retry", original["id"].as_str().unwrap()))
+        .await;
+
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text());
+    assert!(answer.error().contains("words.txt"));
+    assert_eq!(server.task_count().await, 1);
+    let incoming = server.coordinator.config().results_dir.join(".incoming");
+    assert_eq!(std::fs::read_dir(incoming).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn retry_takes_the_type_as_it_is_now_with_the_originals_own_choices() {
+    let types = tempfile::tempdir().unwrap();
+    let type_file = types.path().join("greet.toml");
+    std::fs::write(
+        &type_file,
+        "command = \"echo $NAME\"\ntimeout = 60\n[[environment.default]]\nname = \"NAME\"\nvalue = \"world\"\n",
+    )
+    .unwrap();
+    let server = Server::start(Settings {
+        types_dirs: Some(vec![types.path().to_path_buf()]),
+        ..Settings::default()
+    })
+    .await;
+    let submitted = server
+        .post_json(
+            "/task/",
+            &json!({"type": "greet", "environment": {"NAME": "again"}, "priority": 3, "tags": ["extra"]}),
+        )
+        .await
+        .json();
+    let id: TaskId = submitted["id"].as_str().unwrap().parse().unwrap();
+    server.coordinator.cancel_task(id).await.unwrap();
+    std::fs::write(
+        &type_file,
+        "command = \"echo $GREETING $NAME\"\ntimeout = 120\ntags = [\"bash\"]\n\
+         [[environment.default]]\nname = \"NAME\"\nvalue = \"earth\"\n\
+         [[environment.default]]\nname = \"GREETING\"\nvalue = \"hi\"\n",
+    )
+    .unwrap();
+    server.coordinator.reload_types().await.unwrap();
+
+    let answer = server.post(format!("/task/{id}/retry")).await;
+
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let retried = answer.json();
+    assert_eq!(
+        retried["defaultEnv"],
+        json!({"GREETING": "hi", "NAME": "again"})
+    );
+    assert_eq!(retried["tags"], json!(["bash", "extra"]));
+    assert_eq!(retried["priority"], 3);
+    assert_eq!(retried["timeout"], 120);
+    assert_ne!(retried["typeDigest"], submitted["typeDigest"]);
+}
+
+#[tokio::test]
+async fn retry_when_the_type_is_gone_or_needs_more_is_400_saying_why() {
+    let types = tempfile::tempdir().unwrap();
+    let type_file = types.path().join("greet.toml");
+    std::fs::write(&type_file, "command = \"echo hi\"\n").unwrap();
+    let server = Server::start(Settings {
+        types_dirs: Some(vec![types.path().to_path_buf()]),
+        ..Settings::default()
+    })
+    .await;
+    let submitted = server
+        .post_json("/task/", &json!({"type": "greet"}))
+        .await
+        .json();
+    let id: TaskId = submitted["id"].as_str().unwrap().parse().unwrap();
+    server.coordinator.cancel_task(id).await.unwrap();
+    std::fs::write(
+        &type_file,
+        "command = \"echo $WHO\"\n[[environment.required]]\nname = \"WHO\"\n",
+    )
+    .unwrap();
+    server.coordinator.reload_types().await.unwrap();
+
+    let needs_more = server.post(format!("/task/{id}/retry")).await;
+    std::fs::remove_file(&type_file).unwrap();
+    server.coordinator.reload_types().await.unwrap();
+    let gone = server.post(format!("/task/{id}/retry")).await;
+
+    for (answer, expected) in [
+        (needs_more, "needs variable WHO"),
+        (gone, "unknown task type"),
+    ] {
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+        let message = answer.error();
+        assert!(
+            message.contains(&format!("task {id} cannot be retried")),
+            "{message}"
+        );
+        assert!(message.contains(expected), "{message}");
+    }
+    assert_eq!(server.task_count().await, 1);
 }
 
 #[tokio::test]
@@ -1466,6 +1592,42 @@ impl Server {
             .to_string()
     }
 
+    /// Submits a `wordcount_task` multipart with the files `words.txt` and `sub/more.txt`.
+    async fn submit_words(&self) -> Answer {
+        let body = multipart(&[
+            (
+                "data",
+                None,
+                r#"{"type": "wordcount_task", "environment": {"INPUT_FILE": "words.txt"}}"#,
+            ),
+            ("words.txt", Some("words.txt"), "one two three"),
+            ("sub/more.txt", Some("more.txt"), "four"),
+        ]);
+        self.send(
+            Method::POST,
+            "/task/",
+            multipart_headers(),
+            Body::from(body),
+        )
+        .await
+    }
+
+    /// [`Server::submit_words`], cancelled so it has finished; answers the task.
+    async fn finished_words(&self) -> Value {
+        let answer = self.submit_words().await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+        let task = answer.json();
+        let id: TaskId = task["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("a submitted task has an id");
+        self.coordinator
+            .cancel_task(id)
+            .await
+            .expect("a waiting task can be cancelled");
+        task
+    }
+
     /// A task claimed by the test worker.
     async fn claimed_task(&self) -> String {
         self.register_worker(json!({"tags": ["bash", "unix"]}))
@@ -1548,6 +1710,15 @@ fn json_headers() -> HeaderMap {
 fn multipart_headers() -> HeaderMap {
     let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
     headers(&[("host", HOST), ("content-type", &content_type)])
+}
+
+/// Checks that `task`'s directory holds the files of [`Server::submit_words`].
+async fn assert_holds_the_words(task: &Value) {
+    let directory = std::path::PathBuf::from(task["resultDir"].as_str().expect("a task's folder"));
+    for (file, words) in [("words.txt", "one two three"), ("sub/more.txt", "four")] {
+        let text = tokio::fs::read_to_string(directory.join(file)).await;
+        assert_eq!(text.ok().as_deref(), Some(words), "{file}");
+    }
 }
 
 /// A multipart body of `(field name, file name, content)` parts.

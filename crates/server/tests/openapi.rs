@@ -342,6 +342,20 @@ async fn server_answers_match_the_documented_schemas() {
         ),
         ("get", "/task/{id}", "/task/not-an-id".into(), None, 400),
         ("get", "/task/{id}", format!("/task/{SOME_ID}"), None, 404),
+        (
+            "post",
+            "/task/{id}/retry",
+            "/task/not-an-id/retry".into(),
+            None,
+            400,
+        ),
+        (
+            "post",
+            "/task/{id}/retry",
+            format!("/task/{SOME_ID}/retry"),
+            None,
+            404,
+        ),
     ];
     for (method, path, uri, body, status) in before_submit {
         server
@@ -364,6 +378,12 @@ async fn server_answers_match_the_documented_schemas() {
         ("get", "/task/", "/task/?count=true".into(), 200),
         ("get", "/task/", "/task/?states=BOGUS".into(), 400),
         ("get", "/task/{id}", format!("/task/{task}"), 200),
+        (
+            "post",
+            "/task/{id}/retry",
+            format!("/task/{task}/retry"),
+            409,
+        ),
         (
             "put",
             "/task/{id}/run",
@@ -429,6 +449,12 @@ async fn server_answers_match_the_documented_schemas() {
             "/task/{id}/cancel",
             format!("/task/{task}/cancel"),
             409,
+        ),
+        (
+            "post",
+            "/task/{id}/retry",
+            format!("/task/{task}/retry"),
+            201,
         ),
         (
             "get",

@@ -220,6 +220,15 @@ pub async fn tasks_cancel(
     Ok(Json(state.coordinator.cancel_task(task_id(&id)?).await?))
 }
 
+/// `POST /task/:id/retry`: a new task like a finished one, its uploaded files copied: 201
+/// with the new task; 409 while the original has not finished.
+pub async fn tasks_retry(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    Ok(created(&state.coordinator.retry(task_id(&id)?).await?))
+}
+
 /// `GET /task/:id/events`: the audit trail.
 pub async fn tasks_events(
     State(state): State<AppState>,
