@@ -432,6 +432,27 @@ async fn delete_removes_the_task_and_retry_submits_a_copy() {
 }
 
 #[tokio::test]
+async fn retrying_a_waiting_task_is_409_as_a_notice_for_htmx_and_submits_nothing() {
+    let server = Server::start(Settings::default()).await;
+    let id = server.submit("sleep_task").await;
+
+    let notice = server
+        .post_form(&format!("/ui/tasks/{id}/retry"), "", true)
+        .await;
+
+    assert_eq!(notice.status, StatusCode::CONFLICT);
+    assert_eq!(notice.header("hx-retarget"), "#flash");
+    assert!(notice.text().contains("flash-error"));
+    assert!(notice.text().contains("WAITING"), "{}", notice.text());
+    let count = server
+        .coordinator
+        .count_tasks(blanket_core::filter::TaskFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
 async fn task_detail_shows_every_hook_the_timeline_and_the_log_tail() {
     let server = Server::start(Settings::default()).await;
     let id = server.submit("echo_task").await;

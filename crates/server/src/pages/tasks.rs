@@ -9,7 +9,7 @@ use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
 use blanket_core::filter::{TaskFilter, parse_time};
-use blanket_core::wire::{NewTask, Task};
+use blanket_core::wire::Task;
 use blanket_core::{TaskId, TaskState};
 use serde::Deserialize;
 
@@ -130,25 +130,15 @@ pub async fn tasks_delete(
     }
 }
 
-/// `POST /ui/tasks/:id/retry`: a new task with the same type, environment, tags, priority
-/// and timeout. Uploaded files are not copied: the old folder also holds the old results.
+/// `POST /ui/tasks/:id/retry`: a new task like a finished one, its uploaded files copied
+/// (`Coordinator::retry`).
 pub async fn tasks_retry(
     State(state): State<AppState>,
     Hx(htmx): Hx,
     ApiPath(id): ApiPath<String>,
 ) -> Response {
-    let outcome = async {
-        let task = state.coordinator.task(parse_task_id(&id)?).await?;
-        let new_task = NewTask {
-            task_type: task.task_type,
-            environment: task.default_env,
-            priority: task.priority,
-            tags: task.tags,
-            timeout: Some(task.timeout),
-        };
-        Ok::<Task, PageError>(state.coordinator.submit(new_task, None).await?)
-    }
-    .await;
+    let outcome =
+        async { Ok::<Task, PageError>(state.coordinator.retry(parse_task_id(&id)?).await?) }.await;
     match outcome {
         Ok(task) if htmx => {
             let id = task.id.to_string();
