@@ -325,20 +325,25 @@ mod tests {
     }
 
     #[test]
-    fn retry_task_resubmits_the_same_type_and_environment() {
+    fn retry_task_resubmits_a_finished_task_and_refuses_a_waiting_one() {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
-        let failed = submit(&app, "echo_task");
-        let retried = invoke(
-            &app,
-            "retry_task",
-            serde_json::json!({ "taskId": failed.id.to_string() }),
-        )
-        .unwrap();
+        let original = submit(&app, "echo_task");
+        let retry = || {
+            invoke(
+                &app,
+                "retry_task",
+                serde_json::json!({ "taskId": original.id.to_string() }),
+            )
+        };
+        assert_eq!(retry().unwrap_err()["code"], "conflict");
+        let coordinator = app.state::<Shell>().coordinator().unwrap().clone();
+        tauri::async_runtime::block_on(coordinator.cancel_task(original.id)).unwrap();
+        let retried = retry().unwrap();
         assert_eq!(retried["type"], "echo_task");
         assert_eq!(retried["state"], "WAITING");
         assert_eq!(retried["defaultEnv"]["NAME"], "world");
-        assert_ne!(retried["id"], failed.id.to_string());
+        assert_ne!(retried["id"], original.id.to_string());
     }
 
     #[test]
@@ -512,13 +517,6 @@ mod tests {
         assert_eq!(counts.waiting, 1);
         tauri::async_runtime::block_on(tray::toggle_queue(app.handle()));
         assert!(tauri::async_runtime::block_on(coordinator.queue_paused()).unwrap());
-        let retried = invoke(
-            &app,
-            "retry_task",
-            serde_json::json!({ "taskId": task.id.to_string() }),
-        )
-        .unwrap();
-        assert_eq!(retried["type"], "echo_task");
         tauri::async_runtime::block_on(coordinator.cancel_task(task.id)).unwrap();
         // The other Blanket's settings, sent on connect, may reach the hub before this test
         // subscribes to it, so only the task's own event is awaited here; the notifier
@@ -536,6 +534,21 @@ mod tests {
         .expect("the other Blanket's task-finished reaches the app's hub");
         assert_eq!(finished.id, task.id);
         assert!(finished.by_user);
+        let retried = invoke(
+            &app,
+            "retry_task",
+            serde_json::json!({ "taskId": task.id.to_string() }),
+        )
+        .unwrap();
+        assert_eq!(retried["type"], "echo_task");
+        let events = tauri::async_runtime::block_on(
+            coordinator.task_events(retried["id"].as_str().unwrap().parse().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(
+            events[0].reason.as_deref(),
+            Some(format!("retry of {}", task.id).as_str())
+        );
         tauri::async_runtime::block_on(lifecycle::shutdown(app.handle()));
         tauri::async_runtime::block_on(other.shutdown()).unwrap();
     }

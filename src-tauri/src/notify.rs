@@ -147,7 +147,7 @@ pub fn on_action<R: Runtime>(app: &AppHandle<R>, target: &Target, action: &str) 
         ("retry", Target::Task { id, .. }) => {
             let (app, id) = (app.clone(), *id);
             tauri::async_runtime::spawn(async move {
-                match app.state::<Shell>().resubmit(id).await {
+                match app.state::<Shell>().retry(id).await {
                     Ok(task) => {
                         tracing::info!(task_id = %id, new_task_id = %task.id, "task retried from a notification")
                     }

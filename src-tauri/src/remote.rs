@@ -75,21 +75,18 @@ impl Remote {
             .map(drop)
     }
 
-    /// Submits a new task like `task_id`, as [`crate::cmd::resubmit`] does in process.
+    /// Retries a finished task with `POST /task/:id/retry`, as `Coordinator::retry` does in
+    /// process.
     ///
     /// # Errors
-    /// As [`Remote::status`]; the other process's own message for a refused submit.
-    pub async fn resubmit(&self, task_id: TaskId) -> Result<Task, ShellError> {
-        let task: Task = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/task/{task_id}"),
-                None::<&()>,
-            )
-            .await?;
-        let request = crate::cmd::retry_of(task);
-        self.call(reqwest::Method::POST, "/task/", Some(&request))
-            .await
+    /// As [`Remote::status`]; the other process's own message for a refused retry.
+    pub async fn retry(&self, task_id: TaskId) -> Result<Task, ShellError> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/task/{task_id}/retry"),
+            None::<&()>,
+        )
+        .await
     }
 
     /// Relays the other process's `/ui/sse/events` into `hub` until `stop`, reconnecting when

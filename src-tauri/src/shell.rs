@@ -133,14 +133,15 @@ impl Shell {
         }
     }
 
-    /// Submits a task like `task_id` again, on whichever coordinator the window shows.
+    /// Retries a finished task, uploads included, on whichever coordinator the window shows.
     ///
     /// # Errors
-    /// `not_found` for an unknown task, `invalid` when its type no longer accepts it.
-    pub async fn resubmit(&self, task_id: TaskId) -> Result<Task, ShellError> {
+    /// `not_found` for an unknown task, `conflict` while it has not finished or when an upload
+    /// is gone, `invalid` when its type no longer accepts it.
+    pub async fn retry(&self, task_id: TaskId) -> Result<Task, ShellError> {
         match (&self.coordinator, &self.remote) {
-            (Some(coordinator), _) => Ok(crate::cmd::resubmit(coordinator, task_id).await?),
-            (None, Some(remote)) => remote.resubmit(task_id).await,
+            (Some(coordinator), _) => Ok(coordinator.retry(task_id).await?),
+            (None, Some(remote)) => remote.retry(task_id).await,
             (None, None) => Err(ShellError::attached()),
         }
     }
