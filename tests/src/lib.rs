@@ -317,6 +317,17 @@ impl Server {
         )
     }
 
+    /// `POST path` with a multipart body of `parts` (see [`multipart_body`]).
+    pub fn post_multipart(&self, path: &str, parts: &[MultipartPart<'_>]) -> Reply {
+        let (content_type, body) = multipart_body(parts);
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body),
+        )
+    }
+
     /// `POST path` with no body.
     pub fn post(&self, path: &str) -> Reply {
         self.send(self.http.post(self.url(path)))

@@ -4,21 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use blanket_blackbox::{MultipartPart, Server, multipart_body, names_in, tree};
+use blanket_blackbox::{MultipartPart, Server, names_in, tree};
 use serde_json::Value;
 
 const WORDCOUNT: &str = r#"{"type": "wordcount_task", "environment": {"INPUT_FILE": "words.txt"}}"#;
-
-fn post_multipart(server: &Server, parts: &[MultipartPart<'_>]) -> blanket_blackbox::Reply {
-    let (content_type, body) = multipart_body(parts);
-    server.send(
-        server
-            .http()
-            .post(server.url("/task/"))
-            .header("content-type", content_type)
-            .body(body),
-    )
-}
 
 fn result_dir(task: &Value) -> PathBuf {
     PathBuf::from(task["resultDir"].as_str().expect("a task has a resultDir"))
@@ -27,8 +16,8 @@ fn result_dir(task: &Value) -> PathBuf {
 #[test]
 fn multipart_data_field_and_file_parts_land_in_the_task_dir() {
     let server = Server::start();
-    let reply = post_multipart(
-        &server,
+    let reply = server.post_multipart(
+        "/task/",
         &[
             MultipartPart::field(b"data", WORDCOUNT.as_bytes()),
             MultipartPart::file(b"words.txt", "original-name.txt", b"one two three\n"),
@@ -67,8 +56,8 @@ fn multipart_data_field_and_file_parts_land_in_the_task_dir() {
 #[test]
 fn multipart_data_part_may_be_a_json_file() {
     let server = Server::start();
-    let reply = post_multipart(
-        &server,
+    let reply = server.post_multipart(
+        "/task/",
         &[
             MultipartPart {
                 name: b"data",
@@ -134,7 +123,7 @@ fn hostile_upload_names_are_400_and_write_nothing_anywhere() {
             } else {
                 [file, data]
             };
-            let reply = post_multipart(&server, &parts);
+            let reply = server.post_multipart("/task/", &parts);
             let shown = String::from_utf8_lossy(name);
             let message = reply.error(400);
             assert!(!message.is_empty(), "{shown}");
@@ -152,8 +141,8 @@ fn hostile_upload_names_are_400_and_write_nothing_anywhere() {
 fn names_that_make_one_path_a_file_and_a_folder_are_400_and_write_nothing() {
     let server = Server::start();
     for (first, second) in [("x", "x/y"), ("x/y", "x"), ("in/a/b.csv", "in/a")] {
-        let reply = post_multipart(
-            &server,
+        let reply = server.post_multipart(
+            "/task/",
             &[
                 MultipartPart::field(b"data", WORDCOUNT.as_bytes()),
                 MultipartPart::file(b"words.txt", "words.txt", b"one"),
@@ -177,8 +166,8 @@ fn names_that_make_one_path_a_file_and_a_folder_are_400_and_write_nothing() {
 #[test]
 fn a_refused_name_is_named_in_the_error() {
     let server = Server::start();
-    let reply = post_multipart(
-        &server,
+    let reply = server.post_multipart(
+        "/task/",
         &[
             MultipartPart::field(b"data", WORDCOUNT.as_bytes()),
             MultipartPart::file(b"../escape.txt", "escape.txt", b"payload"),
@@ -191,8 +180,8 @@ fn a_refused_name_is_named_in_the_error() {
 #[test]
 fn multipart_without_a_data_part_is_400() {
     let server = Server::start();
-    let reply = post_multipart(
-        &server,
+    let reply = server.post_multipart(
+        "/task/",
         &[MultipartPart::file(b"words.txt", "words.txt", b"one two")],
     );
     let message = reply.error(400);
@@ -217,14 +206,15 @@ fn unknown_type_is_400_naming_the_known_types() {
     for known in ["echo_task", "wordcount_task", "sleep_task"] {
         assert!(message.contains(known), "{message}");
     }
-    let message = post_multipart(
-        &server,
-        &[
-            MultipartPart::field(b"data", br#"{"type": "no_such_task"}"#),
-            MultipartPart::file(b"words.txt", "words.txt", b"one"),
-        ],
-    )
-    .error(400);
+    let message = server
+        .post_multipart(
+            "/task/",
+            &[
+                MultipartPart::field(b"data", br#"{"type": "no_such_task"}"#),
+                MultipartPart::file(b"words.txt", "words.txt", b"one"),
+            ],
+        )
+        .error(400);
     assert!(message.contains("echo_task"), "{message}");
     assert_eq!(
         names_in(&server.results_dir().join(".incoming")),
@@ -243,14 +233,15 @@ fn missing_required_variable_is_400_naming_it() {
         .post_json("/task/", r#"{"type": "wordcount_task"}"#)
         .error(400);
     assert!(message.contains("INPUT_FILE"), "{message}");
-    let message = post_multipart(
-        &server,
-        &[
-            MultipartPart::field(b"data", br#"{"type": "wordcount_task", "environment": {}}"#),
-            MultipartPart::file(b"words.txt", "words.txt", b"one"),
-        ],
-    )
-    .error(400);
+    let message = server
+        .post_multipart(
+            "/task/",
+            &[
+                MultipartPart::field(b"data", br#"{"type": "wordcount_task", "environment": {}}"#),
+                MultipartPart::file(b"words.txt", "words.txt", b"one"),
+            ],
+        )
+        .error(400);
     assert!(message.contains("INPUT_FILE"), "{message}");
     assert_eq!(
         names_in(&server.results_dir()),

@@ -11,7 +11,7 @@ use blanket_blackbox::workers::{
     Blanket, EXAMPLE_TYPES, WorkerProcess, cpu_time, group_members, read_result, result_dir,
     sse_events, task_group, wait_for,
 };
-use blanket_blackbox::{MultipartPart, Server, SseClient, SseItem, multipart_body, raw_get};
+use blanket_blackbox::{MultipartPart, Server, SseClient, SseItem, raw_get};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -433,20 +433,16 @@ fn uploaded_file_is_in_the_task_directory_for_wordcount_task() {
     let _worker = WorkerProcess::start(&server, server.sandbox(), &TAGS);
     let data =
         json!({"type": "wordcount_task", "environment": {"INPUT_FILE": "words.txt"}}).to_string();
-    let (content_type, body) = multipart_body(&[
-        MultipartPart::field(b"data", data.as_bytes()),
-        MultipartPart::file(
-            b"words.txt",
-            "my words.txt",
-            b"the quick brown fox\njumps over the lazy dog\n",
-        ),
-    ]);
-    let reply = server.send(
-        server
-            .http()
-            .post(server.url("/task/"))
-            .header("content-type", content_type)
-            .body(body),
+    let reply = server.post_multipart(
+        "/task/",
+        &[
+            MultipartPart::field(b"data", data.as_bytes()),
+            MultipartPart::file(
+                b"words.txt",
+                "my words.txt",
+                b"the quick brown fox\njumps over the lazy dog\n",
+            ),
+        ],
     );
     reply.expect_status(201);
     let id = id_of(&reply.json());
