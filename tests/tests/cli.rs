@@ -538,12 +538,20 @@ fn logs_print_stdout_stderr_and_a_tail() {
 }
 
 #[test]
-fn retry_submits_the_same_type_environment_priority_and_tags() {
+fn retry_submits_the_same_type_environment_priority_and_tags_of_a_finished_task() {
     let server = Server::start();
     let old = server.submit(&json!({
         "type": "echo_task", "environment": {"NAME": "again"}, "priority": 5, "tags": ["extra"]
     }));
     let old_id = old["id"].as_str().unwrap();
+    let waiting = server.run_cli(&["retry", "-q", old_id]);
+    waiting.expect_code(1);
+    assert!(waiting.stderr.contains("WAITING"), "{}", waiting.stderr);
+    assert_eq!(server.get("/task/?count=true").text(), "1");
+    server
+        .put(&format!("/task/{old_id}/cancel"))
+        .expect_status(200);
+
     let exit = server.run_cli(&["retry", "-q", old_id]);
     exit.expect_code(0);
     let new_id = printed_id(&exit);
@@ -553,32 +561,6 @@ fn retry_submits_the_same_type_environment_priority_and_tags() {
     assert_eq!(new["defaultEnv"], old["defaultEnv"]);
     assert_eq!(new["priority"], 5);
     assert_eq!(new["tags"], old["tags"]);
-}
-
-#[test]
-fn retry_says_that_uploaded_files_are_not_sent_again() {
-    let server = Server::start();
-    let input = server
-        .sandbox()
-        .write_folder("inputs", &[("in.txt", "a b c")]);
-    let exit = server.run_cli(&[
-        "submit",
-        "-q",
-        "-t",
-        "wordcount_task",
-        "-f",
-        &format!("INPUT_FILE={}", input.join("in.txt").display()),
-    ]);
-    let old_id = printed_id(&exit);
-    let exit = server.run_cli(&["retry", &old_id]);
-    exit.expect_code(0);
-    assert!(exit.stderr.contains("in.txt"), "{}", exit.stderr);
-    assert!(exit.stderr.contains("not sent again"), "{}", exit.stderr);
-    assert!(
-        exit.stdout.starts_with("submitted wordcount_task task "),
-        "{}",
-        exit.stdout
-    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! `blanket submit` and `blanket retry`: build the task JSON from flags (the old CLI's JSON
-//! `-e` included), upload `-f` files as multipart parts streamed from disk, then hand over to
-//! `wait::watch` for `--wait`/`--follow`. Type checks happen on the coordinator, not here.
+//! `blanket submit` builds the task JSON from flags (the old CLI's JSON `-e` included) and
+//! uploads `-f` files as multipart parts streamed from disk; `blanket retry` asks the
+//! coordinator to run a finished task again. Both hand over to `wait::watch` for
+//! `--wait`/`--follow`. Type checks, and what a retry carries over, are the coordinator's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,38 +96,21 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     wait::watch(&client, task, &args.watch).await
 }
 
-/// Runs `blanket retry`: submits the task's type again with its environment, priority and
-/// tags. Files it was given are not sent again; it says so when its folder holds any.
+/// Runs `blanket retry`: the coordinator submits the finished task again, its uploaded files
+/// included (`POST /task/:id/retry`).
 ///
 /// # Errors
-/// An id that names no task, or the coordinator refusing the new task.
+/// An id that names no task, a task that has not finished, or the coordinator refusing the
+/// new task (its type gone, or needing another variable now).
 pub async fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.client)?;
     let id = crate::ids::resolve_task(&client, &args.id).await?;
-    let old: Task = client
-        .get_json(&format!("/task/{id}"))
-        .await
-        .with_context(|| format!("reading task {id} to retry it"))?;
-    let new_task = NewTask {
-        task_type: old.task_type.clone(),
-        environment: old.default_env.clone(),
-        priority: old.priority,
-        tags: old.tags.clone(),
-        timeout: None,
-    };
-    if !args.watch.quiet && !args.watch.json {
-        let files = folder_files(&client, &old).await;
-        if !files.is_empty() {
-            eprintln!(
-                "note: files in task {id}'s folder ({}) are not sent again: if the task needs \
-                 uploaded inputs, submit it with -f NAME=PATH instead",
-                files.join(", ")
-            );
-        }
-    }
-    let task = submit(&client, &new_task, &[])
+    let request = client.request(Method::POST, &format!("/task/{id}/retry"));
+    let response = client
+        .send(request)
         .await
         .with_context(|| format!("retrying task {id}"))?;
+    let task: Task = client.read_json(response).await?;
     wait::watch(&client, task, &args.watch).await
 }
 
@@ -292,26 +276,6 @@ fn base_name(path: &Path) -> anyhow::Result<String> {
 /// `[A-Za-z_][A-Za-z0-9_]*`, as the coordinator requires.
 fn is_variable_name(name: &str) -> bool {
     blanket_core::template::is_variable_name(name)
-}
-
-/// The names in the task's folder besides its logs; empty when it cannot be listed.
-async fn folder_files(client: &Client, task: &Task) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        name: String,
-    }
-    let request = client
-        .request(Method::GET, &format!("/results/{}/", task.id))
-        .header("accept", "application/json");
-    let Ok(response) = client.send(request).await else {
-        return Vec::new();
-    };
-    let entries: Vec<Entry> = client.read_json(response).await.unwrap_or_default();
-    entries
-        .into_iter()
-        .map(|entry| entry.name)
-        .filter(|name| name != "blanket.stdout.log" && name != "blanket.stderr.log")
-        .collect()
 }
 
 #[cfg(test)]
