@@ -249,6 +249,11 @@ pub async fn serve(
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
             () = &mut shutdown => break,
         };
+        // Each answer and each SSE event is one write: Nagle would hold an event back until
+        // the client acknowledged the one before (up to its delayed-ACK time).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(error = %error, "could not set TCP_NODELAY on a connection");
+        }
         let connection = connections.serve_connection(
             hyper_util::rt::TokioIo::new(stream),
             hyper_util::service::TowerToHyperService::new(app.clone()),
