@@ -1,12 +1,14 @@
 //! The SQLite store: the only module that sees SQL, a `Connection` or a `Row`.
 //! Writes run on one writer thread that batches whatever is queued into one transaction (each
 //! job in its own savepoint); reads run in `spawn_blocking` on a small pool of read-only
-//! connections (WAL lets them read while the writer writes). No async code touches SQLite.
+//! connections (WAL lets them read while the writer writes); WAL checkpoints run on a thread
+//! of their own, so their copying and fsync never delay a commit. No async code touches SQLite.
 
 mod schema;
 mod tasks;
 mod workers;
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -22,6 +24,15 @@ pub use tasks::{Claimed, NewTaskRow, TaskChange, TaskCounts};
 const MAX_BATCH: usize = 256;
 /// Read-only connections kept open for reuse.
 const READ_POOL_SIZE: usize = 4;
+/// The WAL size, in pages, past which the writer asks for a checkpoint: SQLite's own
+/// auto-checkpoint threshold, which the writer's WAL hook replaces.
+const CHECKPOINT_PAGES: i32 = 1000;
+
+thread_local! {
+    /// The writer thread's WAL size in pages after its last commit, as SQLite's WAL hook
+    /// reports it (the hook takes a plain function, so it reaches the writer through this).
+    static WAL_PAGES: Cell<i32> = const { Cell::new(0) };
+}
 
 /// A handle on the database. Cloning shares the same writer thread and read pool.
 #[derive(Clone)]
@@ -94,10 +105,13 @@ impl Store {
         let mut connection = Connection::open(path).map_err(|error| storage_error(path, &error))?;
         configure(&connection).map_err(|error| storage_error(path, &error))?;
         schema::migrate(&mut connection, path)?;
+        let checkpointer = Checkpointer::start(path)?;
+        // Replaces SQLite's auto-checkpoint, which would run inside the writer's COMMIT.
+        connection.wal_hook(Some(note_wal_pages));
         let (sender, receiver) = mpsc::channel();
         let writer_thread = std::thread::Builder::new()
             .name("blanket-db-writer".into())
-            .spawn(move || run_writer(connection, receiver))
+            .spawn(move || run_writer(connection, receiver, checkpointer))
             .map_err(|source| Error::io("starting the database writer thread", source))?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -198,7 +212,61 @@ fn open_reader(path: &Path) -> Result<Connection> {
     Ok(connection)
 }
 
-fn run_writer(connection: Connection, receiver: mpsc::Receiver<WriterMessage>) {
+/// The thread that checkpoints the WAL when the writer asks, on a connection of its own.
+struct Checkpointer {
+    // Capacity one and `try_send`: requests made while a checkpoint runs become one more.
+    requests: mpsc::SyncSender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer> {
+        let connection = Connection::open(path).map_err(|error| storage_error(path, &error))?;
+        configure(&connection).map_err(|error| storage_error(path, &error))?;
+        let (requests, received) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("blanket-db-checkpoint".into())
+            .spawn(move || {
+                while received.recv().is_ok() {
+                    // PASSIVE copies what no reader still needs and waits for no one: the
+                    // writer keeps committing meanwhile.
+                    if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+                    {
+                        tracing::warn!(error = %error, "database checkpoint failed; the next one tries again");
+                    }
+                }
+            })
+            .map_err(|source| Error::io("starting the database checkpoint thread", source))?;
+        Ok(Checkpointer { requests, thread })
+    }
+
+    /// Asks for a checkpoint once the WAL has grown past `CHECKPOINT_PAGES`; never waits.
+    fn request_if_due(&self) {
+        if WAL_PAGES.get() >= CHECKPOINT_PAGES {
+            let _ = self.requests.try_send(());
+        }
+    }
+
+    /// Lets a running checkpoint finish and ends the thread.
+    fn stop(self) {
+        drop(self.requests);
+        if self.thread.join().is_err() {
+            tracing::warn!("the database checkpoint thread panicked");
+        }
+    }
+}
+
+/// The writer's WAL hook: records the WAL's size after each commit for `Checkpointer`.
+fn note_wal_pages(_wal: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(pages);
+    Ok(())
+}
+
+fn run_writer(
+    connection: Connection,
+    receiver: mpsc::Receiver<WriterMessage>,
+    checkpointer: Checkpointer,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut close_request = None;
     while let Ok(first) = receiver.recv() {
@@ -215,13 +283,16 @@ fn run_writer(connection: Connection, receiver: mpsc::Receiver<WriterMessage>) {
         }
         if !batch.is_empty() {
             commit_batch(&connection, &mut batch);
+            checkpointer.request_if_due();
         }
         if let Some(done) = close_request.take() {
+            checkpointer.stop();
             close(connection);
             let _ = done.send(());
             return;
         }
     }
+    checkpointer.stop();
     close(connection);
 }
 
@@ -363,6 +434,41 @@ mod tests {
                 .map_err(sql_error)
         };
         (Box::new(Job { work, reply }), answer)
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_a_grown_wal_into_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blanket.db");
+        let store = Store::open(&path).unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        // About a page per commit, until the WAL is past the checkpoint threshold.
+        let pages = usize::try_from(CHECKPOINT_PAGES).unwrap();
+        for index in 0..pages + 100 {
+            store
+                .write(move |connection: &Connection| {
+                    connection
+                        .execute(
+                            "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                            (format!("key-{index}"), "x".repeat(3000)),
+                        )
+                        .map(|_| ())
+                        .map_err(sql_error)
+                })
+                .await
+                .unwrap();
+        }
+        // In WAL mode only a checkpoint writes to the database file itself.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while size() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint copied the WAL into the database"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        store.close().await;
     }
 
     #[test]
