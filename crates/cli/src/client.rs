@@ -19,7 +19,7 @@ pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8773";
 /// How long connecting may take before the coordinator counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Flags every client command takes to find its coordinator.
+// Flags every client command takes to find its coordinator.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ClientArgs {
     /// The coordinator's URL [default: the config file's port on 127.0.0.1, else http://127.0.0.1:8773]

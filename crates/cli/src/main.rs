@@ -50,7 +50,13 @@ struct Cli {
     serve: serve::ServeArgs,
 }
 
+// Deferred: a run builds the flags of its own command only, not those of all seventeen (which
+// took a third of the instructions of a `blanket submit`). A deferred command takes the doc
+// comment of its `Args` struct, and of those flattened or nested in it, as its about, over
+// the variant's below; so those structs and enums carry plain `//` comments
+// (`subcommands_keep_their_about` checks it).
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 enum Command {
     /// Start the coordinator: REST API, live streams and web UI.
     Serve(serve::ServeArgs),
@@ -113,8 +119,8 @@ fn main() -> ExitCode {
         Some(Command::Validate(args)) => types::validate(args),
         Some(Command::TaskValidate(args)) => commands::block_on(types::task_validate(args)),
         Some(Command::Version(args)) => commands::block_on(meta::version(args)),
-        Some(Command::Completions(args)) => meta::completions(&args, Cli::command()),
-        Some(Command::Man(args)) => meta::man(&args, Cli::command()),
+        Some(Command::Completions(args)) => meta::completions(&args, full_command()),
+        Some(Command::Man(args)) => meta::man(&args, full_command()),
     };
     match outcome {
         Ok(code) => code,
@@ -123,6 +129,28 @@ fn main() -> ExitCode {
             eprintln!("blanket: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The whole command line, for what walks all of it (completions, man). `workers` and `types`
+/// are built eagerly here, as without deferring: clap copies the tree under `blanket help` before
+/// it runs deferred builds, which would leave out their own subcommands (`blanket help workers ls`).
+fn full_command() -> clap::Command {
+    Cli::command().mut_subcommands(|command| match command.get_name() {
+        "workers" => eager::<workers::WorkersArgs>(&command, "workers"),
+        "types" => eager::<types::TypesArgs>(&command, "types"),
+        _ => command,
+    })
+}
+
+/// A command `name` with the flags of `T` added now rather than deferred, in the place and with
+/// the about of `command` (the variant's; none of them has a long one).
+fn eager<T: clap::Args>(command: &clap::Command, name: &'static str) -> clap::Command {
+    let eager =
+        T::augment_args(clap::Command::new(name)).display_order(command.get_display_order());
+    match command.get_about() {
+        Some(about) => eager.about(about.clone()),
+        None => eager,
     }
 }
 
@@ -137,5 +165,47 @@ fn die_quietly_on_closed_pipe() {
     // SAFETY: called at the start of main, before any thread exists; SIG_DFL is a valid action.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_keep_their_about() {
+        let listed = Cli::command();
+        let mut built = Cli::command();
+        built.build();
+        for command in listed.get_subcommands() {
+            let name = command.get_name();
+            let built = built.find_subcommand(name).unwrap();
+            assert_eq!(built.get_about(), command.get_about(), "blanket {name}");
+            assert_eq!(built.get_long_about(), None, "blanket {name}");
+        }
+    }
+
+    #[test]
+    fn help_lists_the_subcommands_of_deferred_commands() {
+        let mut command = full_command();
+        command.build();
+        let help = command.find_subcommand("help").unwrap();
+        let subcommands = |name: &str| -> Vec<String> {
+            help.find_subcommand(name)
+                .unwrap()
+                .get_subcommands()
+                .map(|command| command.get_name().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            subcommands("workers"),
+            ["ls", "launch", "stop", "restart", "rm"]
+        );
+        assert_eq!(subcommands("types"), ["ls", "show"]);
     }
 }

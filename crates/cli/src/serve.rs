@@ -9,7 +9,7 @@ use blanket_core::config::{Config, Settings};
 use blanket_server::{Runtime, WorkerCommand};
 use clap::Args;
 
-/// Flags of `blanket serve`; each overrides its `BLANKET_*` variable and the config file.
+// Flags of `blanket serve`; each overrides its `BLANKET_*` variable and the config file.
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
     /// Port to listen on (0 picks a free one) [env: BLANKET_PORT] [default: 8773]

@@ -14,7 +14,9 @@ use clap::Args;
 
 use crate::{StopSignals, WorkerOptions};
 
-/// Flags of `blanket worker` (the old CLI's spellings are accepted too).
+// Flags of `blanket worker` (the old CLI's spellings are accepted too).
+// Not a `///` doc: clap would show it over the about of `blanket worker` (see `Command` in
+// crates/cli/src/main.rs).
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// Tags this worker has; it runs tasks whose tags are all among them (CSV or repeated)

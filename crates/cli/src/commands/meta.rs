@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::client::{Client, ClientArgs};
 
-/// `blanket version`.
+// `blanket version`.
 #[derive(Args, Debug)]
 pub struct VersionArgs {
     /// Print the versions as JSON
@@ -24,7 +24,7 @@ pub struct VersionArgs {
     client: ClientArgs,
 }
 
-/// `blanket completions`.
+// `blanket completions`.
 #[derive(Args, Debug)]
 pub struct CompletionsArgs {
     /// The shell to complete for
@@ -32,7 +32,7 @@ pub struct CompletionsArgs {
     shell: Shell,
 }
 
-/// `blanket man`.
+// `blanket man`.
 #[derive(Args, Debug)]
 pub struct ManArgs {
     /// Write one page per command (blanket.1, blanket-submit.1, ...) into this folder instead

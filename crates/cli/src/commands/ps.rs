@@ -21,7 +21,7 @@ use crate::output::{Cell, Fit, Table, age, colour_on_stdout, short_duration, sta
 /// How many tasks `ps` shows without `--limit` or `--all`.
 pub const DEFAULT_LIMIT: usize = 50;
 
-/// `blanket ps`.
+// `blanket ps`.
 #[derive(Args, Debug)]
 pub struct PsArgs {
     /// Only tasks in these states: WAITING, CLAIMED, RUNNING, SUCCESS, ERROR, STOPPED, TIMEDOUT (CSV or repeat)

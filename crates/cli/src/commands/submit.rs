@@ -16,7 +16,7 @@ use reqwest::multipart::{Form, Part};
 use super::wait::{self, WatchArgs};
 use crate::client::{Client, ClientArgs, HttpError};
 
-/// `blanket submit`.
+// `blanket submit`.
 #[derive(Args, Debug)]
 pub struct SubmitArgs {
     /// The task type to run (`blanket types` lists them)
@@ -45,7 +45,7 @@ pub struct SubmitArgs {
     client: ClientArgs,
 }
 
-/// `blanket retry`.
+// `blanket retry`.
 #[derive(Args, Debug)]
 pub struct RetryArgs {
     /// The task to run again (id, or a unique prefix of at least 6 characters)

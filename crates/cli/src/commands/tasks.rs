@@ -18,7 +18,7 @@ use crate::output::{
     Colour, age, colour_on_stdout, labelled, paint, short_duration, state_colour, utc,
 };
 
-/// `blanket show`.
+// `blanket show`.
 #[derive(Args, Debug)]
 pub struct ShowArgs {
     /// The task (id, or a unique prefix of at least 6 characters)
@@ -31,7 +31,7 @@ pub struct ShowArgs {
     client: ClientArgs,
 }
 
-/// `blanket logs`.
+// `blanket logs`.
 #[derive(Args, Debug)]
 pub struct LogsArgs {
     /// The task (id, or a unique prefix of at least 6 characters)
@@ -50,7 +50,7 @@ pub struct LogsArgs {
     client: ClientArgs,
 }
 
-/// `blanket cancel` and `blanket rm`.
+// `blanket cancel` and `blanket rm`.
 #[derive(Args, Debug)]
 pub struct IdsArgs {
     /// Task ids (or unique prefixes of at least 6 characters); read from stdin when none

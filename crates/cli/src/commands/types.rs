@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::client::{Client, ClientArgs, http_status};
 use crate::output::{Cell, Colour, Fit, Table, colour_on_stdout, labelled, paint, table_width};
 
-/// `blanket types`: with no action, the list.
+// `blanket types`: with no action, the list.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct TypesArgs {
@@ -25,7 +25,7 @@ pub struct TypesArgs {
     list: TypesListArgs,
 }
 
-/// What `blanket types` does.
+// What `blanket types` does.
 #[derive(Subcommand, Debug)]
 pub enum TypesAction {
     /// List the task types, broken files with their error (the default)
@@ -34,7 +34,7 @@ pub enum TypesAction {
     Show(TypesShowArgs),
 }
 
-/// `blanket types ls`.
+// `blanket types ls`.
 #[derive(Args, Debug)]
 pub struct TypesListArgs {
     /// Print only names, one a line
@@ -47,7 +47,7 @@ pub struct TypesListArgs {
     client: ClientArgs,
 }
 
-/// `blanket types show`.
+// `blanket types show`.
 #[derive(Args, Debug)]
 pub struct TypesShowArgs {
     /// The type's name
@@ -60,7 +60,7 @@ pub struct TypesShowArgs {
     client: ClientArgs,
 }
 
-/// `blanket validate`.
+// `blanket validate`.
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
     /// Task type files (*.toml), or folders of them
@@ -74,7 +74,7 @@ pub struct ValidateArgs {
     quiet: bool,
 }
 
-/// `blanket task-validate`, the old CLI's check of the coordinator's types.
+// `blanket task-validate`, the old CLI's check of the coordinator's types.
 #[derive(Args, Debug)]
 pub struct TaskValidateArgs {
     /// Only this type

@@ -35,7 +35,7 @@ const RECONNECT_BUDGET: Duration = Duration::from_secs(30);
 /// change stream was cut without the connection noticing.
 const SAFETY_RELOAD: Duration = Duration::from_secs(15);
 
-/// `blanket wait`: wait until tasks end.
+// `blanket wait`: wait until tasks end.
 #[derive(Args, Debug)]
 pub struct WaitArgs {
     /// Task ids (or unique prefixes of at least 6 characters); read from stdin when none
@@ -54,7 +54,7 @@ pub struct WaitArgs {
     client: ClientArgs,
 }
 
-/// What to do once a task was submitted: flags shared by `submit` and `retry`.
+// What to do once a task was submitted: flags shared by `submit` and `retry`.
 #[derive(Args, Debug, Default, Clone)]
 pub struct WatchArgs {
     /// Wait until the task ends, showing its state and progress; exit with its exit code

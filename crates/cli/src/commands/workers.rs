@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::client::{Client, ClientArgs};
 use crate::output::{Cell, Colour, Fit, Table, age, colour_on_stdout, table_width, worker_status};
 
-/// `blanket workers`: with no action, the list.
+// `blanket workers`: with no action, the list.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct WorkersArgs {
@@ -22,7 +22,7 @@ pub struct WorkersArgs {
     list: ListArgs,
 }
 
-/// What `blanket workers` does.
+// What `blanket workers` does.
 #[derive(Subcommand, Debug)]
 pub enum WorkersAction {
     /// List the workers (the default)
@@ -37,7 +37,7 @@ pub enum WorkersAction {
     Rm(OneWorkerArgs),
 }
 
-/// `blanket workers ls`.
+// `blanket workers ls`.
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Print only ids, one a line
@@ -50,7 +50,7 @@ pub struct ListArgs {
     client: ClientArgs,
 }
 
-/// `blanket workers launch`.
+// `blanket workers launch`.
 #[derive(Args, Debug)]
 pub struct LaunchArgs {
     /// Tags of the new worker; it runs tasks whose tags are all among them (CSV or repeat)
@@ -66,7 +66,7 @@ pub struct LaunchArgs {
     client: ClientArgs,
 }
 
-/// `blanket workers stop`.
+// `blanket workers stop`.
 #[derive(Args, Debug)]
 pub struct StopArgs {
     /// The worker (id, or a unique prefix of at least 6 characters)
@@ -79,7 +79,7 @@ pub struct StopArgs {
     client: ClientArgs,
 }
 
-/// `blanket workers restart` and `rm`.
+// `blanket workers restart` and `rm`.
 #[derive(Args, Debug)]
 pub struct OneWorkerArgs {
     /// The worker (id, or a unique prefix of at least 6 characters)
