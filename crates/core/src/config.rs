@@ -560,98 +560,44 @@ impl Settings {
     /// # Errors
     /// `Invalid` naming the variable, its value and an example of a good one.
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings> {
-        let read = |name: &str| {
-            lookup(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
-        let mut settings = Settings::default();
-        if let Some(value) = read("BLANKET_PORT") {
-            settings.port = Some(parse_env(
-                "BLANKET_PORT",
-                &value,
-                "a port number from 0 to 65535",
-                "8773",
-            )?);
-        }
-        if let Some(value) = read("BLANKET_BIND") {
-            settings.bind =
-                Some(parse_bind(&value).ok_or_else(|| {
-                    env_error("BLANKET_BIND", &value, "an IP address", "127.0.0.1")
-                })?);
-        }
-        settings.data_dir = read("BLANKET_DATA_DIR").map(PathBuf::from);
-        if let Some(value) = read("BLANKET_TYPES_DIR") {
-            let dirs: Vec<PathBuf> = std::env::split_paths(&value)
-                .filter(|dir| !dir.as_os_str().is_empty())
-                .collect();
-            if !dirs.is_empty() {
-                settings.types_dirs = Some(dirs);
-            }
-        }
-        settings.token = read("BLANKET_TOKEN");
-        if let Some(value) = read("BLANKET_WORKERS") {
-            settings.local_workers = Some(parse_env(
-                "BLANKET_WORKERS",
-                &value,
-                "a number of local workers",
-                "2",
-            )?);
-        }
-        if let Some(value) = read("BLANKET_LEASE_SECONDS") {
-            settings.lease_seconds = Some(parse_env(
-                "BLANKET_LEASE_SECONDS",
-                &value,
-                "a whole number of seconds",
-                "30",
-            )?);
-        }
-        if let Some(value) = read("BLANKET_KEEPALIVE_SECONDS") {
-            settings.keepalive_seconds = Some(parse_env(
-                "BLANKET_KEEPALIVE_SECONDS",
-                &value,
-                "a whole number of seconds",
-                "30",
-            )?);
-        }
-        if let Some(value) = read("BLANKET_HEADER_TIMEOUT_SECONDS") {
-            settings.header_timeout_seconds = Some(parse_env(
+        let variables = Variables(lookup);
+        let seconds = "a whole number of seconds";
+        Ok(Settings {
+            port: variables.parsed("BLANKET_PORT", "a port number from 0 to 65535", "8773")?,
+            bind: variables.read_with("BLANKET_BIND", parse_bind, "an IP address", "127.0.0.1")?,
+            data_dir: variables.text("BLANKET_DATA_DIR").map(PathBuf::from),
+            types_dirs: variables
+                .text("BLANKET_TYPES_DIR")
+                .map(|value| {
+                    std::env::split_paths(&value)
+                        .filter(|dir| !dir.as_os_str().is_empty())
+                        .collect::<Vec<PathBuf>>()
+                })
+                .filter(|dirs| !dirs.is_empty()),
+            token: variables.text("BLANKET_TOKEN"),
+            local_workers: variables.parsed("BLANKET_WORKERS", "a number of local workers", "2")?,
+            lease_seconds: variables.parsed("BLANKET_LEASE_SECONDS", seconds, "30")?,
+            keepalive_seconds: variables.parsed("BLANKET_KEEPALIVE_SECONDS", seconds, "30")?,
+            header_timeout_seconds: variables.parsed(
                 "BLANKET_HEADER_TIMEOUT_SECONDS",
-                &value,
-                "a whole number of seconds",
+                seconds,
                 "30",
-            )?);
-        }
-        if let Some(value) = read("BLANKET_NOTIFY_MODE") {
-            settings.notify_mode = Some(value.parse().map_err(|_| {
-                env_error(
-                    "BLANKET_NOTIFY_MODE",
-                    &value,
-                    "all, failures-only or none",
-                    "failures-only",
-                )
-            })?);
-        }
-        if let Some(value) = read("BLANKET_NOTIFY_MIN_SECONDS") {
-            settings.notify_min_seconds = Some(parse_env(
-                "BLANKET_NOTIFY_MIN_SECONDS",
-                &value,
-                "a whole number of seconds",
-                "10",
-            )?);
-        }
-        if let Some(value) = read("BLANKET_NOTIFY_WHEN_FOCUSED") {
-            settings.notify_when_focused = Some(parse_bool(&value).ok_or_else(|| {
-                env_error(
-                    "BLANKET_NOTIFY_WHEN_FOCUSED",
-                    &value,
-                    "true or false",
-                    "true",
-                )
-            })?);
-        }
-        settings.log_level = read("BLANKET_LOG");
-        Ok(settings)
+            )?,
+            notify_mode: variables.parsed(
+                "BLANKET_NOTIFY_MODE",
+                "all, failures-only or none",
+                "failures-only",
+            )?,
+            notify_min_seconds: variables.parsed("BLANKET_NOTIFY_MIN_SECONDS", seconds, "10")?,
+            notify_when_focused: variables.read_with(
+                "BLANKET_NOTIFY_WHEN_FOCUSED",
+                parse_bool,
+                "true or false",
+                "true",
+            )?,
+            log_level: variables.text("BLANKET_LOG"),
+            ..Settings::default()
+        })
     }
 
     /// Combines two layers: each value of `higher` that is set wins over this layer's.
@@ -924,37 +870,32 @@ fn settings_from_toml(text: &str, path: &Path, folder: &Path) -> Result<Settings
         }
         None => (None, None, None),
     };
-    let file_path = |key: &str, text: String| relative_to(folder, key, &text, path);
+    let file_path = |key: &str, text: Option<String>| {
+        text.map(|text| relative_to(folder, key, &text, path))
+            .transpose()
+    };
     Ok(Settings {
         port: file.port,
         bind,
-        data_dir: file
-            .data_dir
-            .map(|text| file_path("data_dir", text))
-            .transpose()?,
-        database: file
-            .database
-            .map(|text| file_path("database", text))
-            .transpose()?,
-        results_dir: file
-            .results_dir
-            .map(|text| file_path("results_dir", text))
-            .transpose()?,
+        data_dir: file_path("data_dir", file.data_dir)?,
+        database: file_path("database", file.database)?,
+        results_dir: file_path("results_dir", file.results_dir)?,
         types_dirs: file
             .types_dirs
             .map(|dirs| {
                 dirs.into_iter()
-                    .map(|text| file_path("types_dirs", text))
+                    .map(|text| relative_to(folder, "types_dirs", &text, path))
                     .collect::<Result<Vec<_>>>()
             })
             .transpose()?,
         token: file.token,
         local_workers: file.local_workers,
         worker_tags: file.worker_tags,
-        worker_logfile_template: file
-            .worker_logfile_template
-            .map(|text| file_path("worker_logfile_template", text).map(|path| path_text(&path)))
-            .transpose()?,
+        worker_logfile_template: file_path(
+            "worker_logfile_template",
+            file.worker_logfile_template,
+        )?
+        .map(|template| path_text(&template)),
         log_level: file.log_level,
         lease_seconds: file.lease_seconds,
         keepalive_seconds: file.keepalive_seconds,
@@ -1195,16 +1136,41 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-fn parse_env<T: FromStr>(name: &str, value: &str, expected: &str, example: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|_| env_error(name, value, expected, example))
-}
+/// The environment as [`Settings::from_env`] reads it, through a lookup function.
+struct Variables<F>(F);
 
-fn env_error(name: &str, value: &str, expected: &str, example: &str) -> Error {
-    Error::Invalid(format!(
-        "environment variable {name}={value:?} is not {expected}: set e.g. {name}={example}, or unset it"
-    ))
+impl<F: Fn(&str) -> Option<String>> Variables<F> {
+    /// The trimmed value of `name`; `None` when it is unset or empty.
+    fn text(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The value of `name` through its `FromStr`, as [`Variables::read_with`] does.
+    fn parsed<T: FromStr>(&self, name: &str, expected: &str, example: &str) -> Result<Option<T>> {
+        self.read_with(name, |text| text.parse().ok(), expected, example)
+    }
+
+    /// The value of `name` as `parse` reads it; `None` when unset. A value `parse` refuses is
+    /// an error that says it is not `expected` and gives `example`.
+    fn read_with<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        expected: &str,
+        example: &str,
+    ) -> Result<Option<T>> {
+        let Some(value) = self.text(name) else {
+            return Ok(None);
+        };
+        parse(&value).map(Some).ok_or_else(|| {
+            Error::Invalid(format!(
+                "environment variable {name}={value:?} is not {expected}: set e.g. \
+                 {name}={example}, or unset it"
+            ))
+        })
+    }
 }
 
 /// Trims each item and refuses empty ones and ones with a comma (lists are written as CSV
