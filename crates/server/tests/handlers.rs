@@ -2,20 +2,20 @@
 //! request at a time, asserting the status, the JSON body, and the row or hub event it left.
 //! No socket and no worker process: these pin the REST contract of API.md, guards included.
 
+mod support;
+
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use blanket_core::config::Settings;
 use blanket_core::filter::TaskFilter;
 use blanket_core::hub::{HubEvent, Topic};
 use blanket_core::{Coordinator, TaskId, TaskState};
 use futures_util::FutureExt;
-use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use support::{Answer, HOST};
 use tower_http::normalize_path::NormalizePath;
 
-const HOST: &str = "127.0.0.1:8773";
 const WORKER: &str = "66a1b2c3d4e5f60718293a4c";
 /// A well-formed id that names nothing.
 const UNKNOWN_ID: &str = "66a1b2c3d4e5f60718293a4b";
@@ -1485,60 +1485,19 @@ struct Server {
     app: NormalizePath<axum::Router>,
 }
 
-/// One answer, body read whole.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
 impl Server {
     async fn start(settings: Settings) -> Server {
-        let data = tempfile::tempdir().expect("a temp data folder");
-        let config = Settings {
-            data_dir: Some(data.path().to_path_buf()),
-            ..settings
-        }
-        .resolve()
-        .expect("settings with a temp data folder resolve");
-        let options = blanket_server::ServerOptions::from_config(&config);
-        let coordinator = Coordinator::open(config)
-            .await
-            .expect("the coordinator opens on a temp data folder");
-        let state = blanket_server::AppState::new(coordinator.clone(), options);
+        let (data, coordinator, app) = support::open_app(settings).await;
         Server {
             _data: data,
             coordinator,
-            app: blanket_server::app(state),
+            app,
         }
     }
 
     async fn send(&self, method: Method, uri: &str, headers: HeaderMap, body: Body) -> Answer {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(body)
-            .expect("a valid request");
-        *request.headers_mut() = headers;
-        let response = self
-            .app
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router never fails");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("the body arrives whole")
-            .to_bytes();
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        let request = support::request(method, uri, headers, body);
+        Answer::read(support::respond(&self.app, request).await).await
     }
 
     async fn get(&self, uri: impl AsRef<str>) -> Answer {
@@ -1658,10 +1617,6 @@ impl Server {
 }
 
 impl Answer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
             panic!(

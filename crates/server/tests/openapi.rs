@@ -2,16 +2,15 @@
 //! it lists reaches a handler, every `.route(...)` of `src/lib.rs` is documented, and what the
 //! server answers matches the documented schemas. A new route without its entry fails here.
 
+mod support;
+
 use std::collections::BTreeSet;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use blanket_core::Coordinator;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use blanket_core::config::Settings;
-use blanket_server::{AppState, ServerOptions};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use support::{Answer, HOST};
 use tower_http::normalize_path::NormalizePath;
 
 /// The document as shipped (the server serves this very text at `/openapi.json`).
@@ -43,7 +42,6 @@ const WIRE_SCHEMAS: [&str; 10] = [
     "VersionInfo",
     "ErrorBody",
 ];
-const HOST: &str = "127.0.0.1:8773";
 /// A well-formed id that names nothing.
 const SOME_ID: &str = "66a1b2c3d4e5f60718293a4b";
 
@@ -596,20 +594,13 @@ struct Server {
     app: NormalizePath<axum::Router>,
 }
 
-/// One answer, body read whole.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
 impl Answer {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
             panic!(
                 "body of a {} answer is not JSON ({error}): {}",
                 self.status,
-                String::from_utf8_lossy(&self.body)
+                self.text()
             )
         })
     }
@@ -723,7 +714,7 @@ fn router_refusal(method: &Method, answer: &Answer) -> Option<String> {
     let message = serde_json::from_slice::<Value>(&answer.body)
         .ok()
         .and_then(|body| body["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(&answer.body).into_owned());
+        .unwrap_or_else(|| answer.text());
     let refused = answer.status == StatusCode::METHOD_NOT_ALLOWED
         || message.starts_with("no such endpoint")
         || message.starts_with(&format!("{method} is not allowed on"));
@@ -888,7 +879,7 @@ fn check_against_document(
     let Some(response) = responses.get(&code).or_else(|| responses.get(&range)) else {
         return vec![format!(
             "status {code} is not documented (body {})",
-            String::from_utf8_lossy(&answer.body)
+            answer.text()
         )];
     };
     let response = resolve(document, response);
@@ -1075,41 +1066,25 @@ fn has_type(value: &Value, name: &str) -> bool {
 
 impl Server {
     async fn start(settings: Settings) -> Server {
-        let data = tempfile::tempdir().expect("a temp data folder");
-        let config = Settings {
-            data_dir: Some(data.path().to_path_buf()),
-            ..settings
-        }
-        .resolve()
-        .expect("settings with a temp data folder resolve");
-        let options = ServerOptions::from_config(&config);
-        let coordinator = Coordinator::open(config)
-            .await
-            .expect("the coordinator opens on a temp data folder");
-        Server {
-            _data: data,
-            app: blanket_server::app(AppState::new(coordinator, options)),
-        }
+        let (data, _, app) = support::open_app(settings).await;
+        Server { _data: data, app }
     }
 
     async fn send(&self, method: Method, uri: &str, body: Body) -> Answer {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::HOST, HOST)
-            .body(body)
-            .expect("a valid request");
-        self.answer(request).await
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static(HOST));
+        self.answer(support::request(method, uri, headers, body))
+            .await
     }
 
     async fn send_json(&self, method: Method, uri: &str, body: &Value) -> Answer {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::HOST, HOST)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .expect("a valid request");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static(HOST));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let request = support::request(method, uri, headers, Body::from(body.to_string()));
         self.answer(request).await
     }
 
@@ -1133,7 +1108,7 @@ impl Server {
             answer.status.as_u16(),
             status,
             "{method} {uri}: {}",
-            String::from_utf8_lossy(&answer.body)
+            answer.text()
         );
         let problems = check_against_document(document, method, path, &answer);
         assert!(
@@ -1145,32 +1120,19 @@ impl Server {
     }
 
     async fn answer(&self, request: Request<Body>) -> Answer {
-        let response = self
-            .app
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router never fails");
-        let status = response.status();
-        let headers = response.headers().clone();
+        let response = support::respond(&self.app, request).await;
         // A live stream never ends: only its status and headers matter here.
-        let is_stream = headers
+        let is_stream = response
+            .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
-        let body = if is_stream {
-            Bytes::new()
-        } else {
-            response
-                .into_body()
-                .collect()
-                .await
-                .expect("the body arrives whole")
-                .to_bytes()
-        };
-        Answer {
-            status,
-            headers,
-            body,
+        if is_stream {
+            return Answer {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: Bytes::new(),
+            };
         }
+        Answer::read(response).await
     }
 }

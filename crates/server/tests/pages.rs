@@ -2,19 +2,19 @@
 //! dir, one `oneshot` request at a time, asserting the status, the old UI's hooks in the HTML
 //! (API.md, "The old UI's hooks") and the task or worker a form post left behind.
 
+mod support;
+
 use std::path::Path;
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use blanket_core::config::Settings;
 use blanket_core::filter::TaskFilter;
 use blanket_core::wire::{NewTask, WorkerUpdate};
 use blanket_core::{Coordinator, TaskId, TaskState, WorkerId};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use support::{Answer, HOST};
 use tower_http::normalize_path::NormalizePath;
 
-const HOST: &str = "127.0.0.1:8773";
 const BOUNDARY: &str = "blanket-pages-boundary";
 const WORKER: &str = "66a1b2c3d4e5f60718293a4c";
 
@@ -761,18 +761,7 @@ struct Server {
     token: Option<String>,
 }
 
-/// One answer, body read whole.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
 impl Answer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
     fn header(&self, name: impl header::AsHeaderName) -> &str {
         self.headers
             .get(name)
@@ -829,23 +818,12 @@ fn multipart(parts: &[Part]) -> String {
 
 impl Server {
     async fn start(settings: Settings) -> Server {
-        let data = tempfile::tempdir().expect("a temp data folder");
         let token = settings.token.clone();
-        let config = Settings {
-            data_dir: Some(data.path().to_path_buf()),
-            ..settings
-        }
-        .resolve()
-        .expect("settings with a temp data folder resolve");
-        let options = blanket_server::ServerOptions::from_config(&config);
-        let coordinator = Coordinator::open(config)
-            .await
-            .expect("the coordinator opens on a temp data folder");
-        let state = blanket_server::AppState::new(coordinator.clone(), options);
+        let (data, coordinator, app) = support::open_app(settings).await;
         Server {
             data,
             coordinator,
-            app: blanket_server::app(state),
+            app,
             token,
         }
     }
@@ -864,31 +842,8 @@ impl Server {
     }
 
     async fn send(&self, method: Method, uri: &str, headers: HeaderMap, body: Body) -> Answer {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(body)
-            .expect("a valid request");
-        *request.headers_mut() = headers;
-        let response = self
-            .app
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router never fails");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("the body arrives whole")
-            .to_bytes();
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        let request = support::request(method, uri, headers, body);
+        Answer::read(support::respond(&self.app, request).await).await
     }
 
     async fn get(&self, uri: impl AsRef<str>) -> Answer {
