@@ -360,16 +360,17 @@ impl Server {
         reply.json()
     }
 
+    /// Submits `body`, asserting 201, and returns the new task's id.
+    pub fn submit_id(&self, body: &Value) -> String {
+        self.submit(body)["id"]
+            .as_str()
+            .expect("a submitted task has an id")
+            .to_string()
+    }
+
     /// Submits `body` `count` times, asserting 201 each time, and returns the ids.
     pub fn submit_many(&self, body: &Value, count: usize) -> Vec<String> {
-        (0..count)
-            .map(|_| {
-                self.submit(body)["id"]
-                    .as_str()
-                    .expect("a submitted task has an id")
-                    .to_string()
-            })
-            .collect()
+        (0..count).map(|_| self.submit_id(body)).collect()
     }
 
     /// Registers a new worker with `tags` and returns its id.

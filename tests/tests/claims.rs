@@ -123,12 +123,7 @@ fn claim_takes_the_oldest_task_not_the_newest() {
     let server = Server::start();
     let worker = server.register_worker(&[]);
     let ids: Vec<String> = (0..5)
-        .map(|_| {
-            server.submit(&json!({"type": "echo_task"}))["id"]
-                .as_str()
-                .expect("an id")
-                .to_string()
-        })
+        .map(|_| server.submit_id(&json!({"type": "echo_task"})))
         .collect();
     for id in &ids {
         let claimed = server.claim(&worker).expect("a task is waiting");

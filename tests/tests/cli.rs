@@ -220,18 +220,9 @@ fn submit_sets_priority_and_tags() {
 #[test]
 fn ps_filters_by_state_type_and_tags_and_q_prints_ids_only() {
     let server = Server::start();
-    let echo = server.submit(&json!({"type": "echo_task"}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tagged = server.submit(&json!({"type": "echo_task", "tags": ["extra"]}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let fail = server.submit(&json!({"type": "fail_task"}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let echo = server.submit_id(&json!({"type": "echo_task"}));
+    let tagged = server.submit_id(&json!({"type": "echo_task", "tags": ["extra"]}));
+    let fail = server.submit_id(&json!({"type": "fail_task"}));
 
     let all = server.run_cli(&["ps", "-q"]);
     all.expect_code(0);
@@ -270,12 +261,7 @@ fn ps_filters_by_state_type_and_tags_and_q_prints_ids_only() {
 fn ps_limit_shows_the_newest_and_says_how_many_more_match() {
     let server = Server::start();
     let ids: Vec<String> = (0..3)
-        .map(|_| {
-            server.submit(&json!({"type": "echo_task"}))["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|_| server.submit_id(&json!({"type": "echo_task"})))
         .collect();
     let exit = server.run_cli(&["ps", "-q", "--limit", "2"]);
     exit.expect_code(0);
@@ -296,10 +282,7 @@ fn ps_limit_shows_the_newest_and_says_how_many_more_match() {
 #[test]
 fn ps_json_and_template_print_the_tasks_for_scripts() {
     let server = Server::start();
-    let id = server.submit(&json!({"type": "echo_task"}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.submit_id(&json!({"type": "echo_task"}));
     let exit = server.run_cli(&["ps", "--json"]);
     exit.expect_code(0);
     let tasks: Value = serde_json::from_str(&exit.stdout).unwrap();
@@ -334,12 +317,7 @@ fn ps_table_fits_the_width_and_has_no_colour_in_a_pipe() {
 fn ps_q_piped_into_xargs_cancel_cancels_every_waiting_task() {
     let server = Server::start();
     let ids: Vec<String> = (0..3)
-        .map(|_| {
-            server.submit(&json!({"type": "echo_task"}))["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|_| server.submit_id(&json!({"type": "echo_task"})))
         .collect();
     let exit = shell(
         &server,
@@ -359,10 +337,7 @@ fn ps_q_piped_into_xargs_cancel_cancels_every_waiting_task() {
 #[test]
 fn cancel_reads_ids_from_a_pipe_and_reports_a_task_already_over() {
     let server = Server::start();
-    let id = server.submit(&json!({"type": "echo_task"}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.submit_id(&json!({"type": "echo_task"}));
     let exit = shell(&server, r#""$BLANKET" ps -q | "$BLANKET" cancel"#);
     exit.expect_code(0);
     assert_eq!(task(&server, &id)["state"], "STOPPED");
@@ -375,14 +350,8 @@ fn cancel_reads_ids_from_a_pipe_and_reports_a_task_already_over() {
 fn a_unique_prefix_names_a_task_and_an_ambiguous_one_lists_the_candidates() {
     let server = Server::start();
     let (first, second, common) = loop {
-        let first = server.submit(&json!({"type": "echo_task"}))["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let second = server.submit(&json!({"type": "fail_task"}))["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let first = server.submit_id(&json!({"type": "echo_task"}));
+        let second = server.submit_id(&json!({"type": "fail_task"}));
         let common = first
             .chars()
             .zip(second.chars())
@@ -426,10 +395,7 @@ fn a_unique_prefix_names_a_task_and_an_ambiguous_one_lists_the_candidates() {
 #[test]
 fn show_json_prints_the_task_as_the_api_does() {
     let server = Server::start();
-    let id = server.submit(&json!({"type": "echo_task"}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.submit_id(&json!({"type": "echo_task"}));
     let exit = server.run_cli(&["show", "--json", &id]);
     exit.expect_code(0);
     let shown: Value = serde_json::from_str(&exit.stdout).unwrap();
@@ -439,10 +405,7 @@ fn show_json_prints_the_task_as_the_api_does() {
 #[test]
 fn wait_exits_143_when_the_task_is_cancelled_meanwhile() {
     let server = Server::start();
-    let id = server.submit(&json!({"type": "echo_task"}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.submit_id(&json!({"type": "echo_task"}));
     let command = server.cli(&["wait", &id]);
     let waiter = std::thread::spawn(move || run_to_exit(command, CLI_TIMEOUT));
     // The waiter listens on the live task stream before its first read of the task.
@@ -458,10 +421,7 @@ fn wait_exits_143_when_the_task_is_cancelled_meanwhile() {
 #[test]
 fn ctrl_c_stops_waiting_leaves_the_task_and_says_how_to_cancel_it() {
     let server = Server::start();
-    let id = server.submit(&json!({"type": "echo_task"}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.submit_id(&json!({"type": "echo_task"}));
     let waiter = server.spawn_cli(&["wait", &id]);
     poll_until(TASK_TIMEOUT, "the waiter to subscribe", || {
         (server.status()["subscribers"]["tasks"] == 1).then_some(())
@@ -566,10 +526,7 @@ fn retry_submits_the_same_type_environment_priority_and_tags_of_a_finished_task(
 #[test]
 fn rm_deletes_the_task() {
     let server = Server::start();
-    let id = server.submit(&json!({"type": "echo_task"}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.submit_id(&json!({"type": "echo_task"}));
     let exit = server.run_cli(&["rm", &id]);
     exit.expect_code(0);
     assert_eq!(exit.stdout, format!("removed {id}\n"));

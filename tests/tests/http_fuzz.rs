@@ -377,12 +377,7 @@ impl Targets {
         let routes: Vec<(String, Vec<String>)> = by_path.into_iter().collect();
         assert!(routes.len() > 40, "only {} routes listed", routes.len());
         let task_ids = (0..3)
-            .map(|_| {
-                server.submit(&json!({"type": "echo_task"}))["id"]
-                    .as_str()
-                    .expect("an id")
-                    .to_string()
-            })
+            .map(|_| server.submit_id(&json!({"type": "echo_task"})))
             .collect();
         let worker_ids = vec![server.register_worker(&["bash"])];
         Targets {

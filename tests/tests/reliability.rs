@@ -543,12 +543,7 @@ fn a_full_disk_answers_503_and_recovers_without_a_restart_once_space_is_freed() 
         .post_json("/task/", r#"{"type":"echo_task"}"#)
         .error(503);
     std::fs::remove_file(&ballast).expect("freeing the disk");
-    acknowledged.push(
-        server.submit(&json!({"type": "echo_task"}))["id"]
-            .as_str()
-            .expect("an id")
-            .to_string(),
-    );
+    acknowledged.push(server.submit_id(&json!({"type": "echo_task"})));
     let status = server.terminate();
     assert!(status.success(), "{status}\n{}", server.log());
     server.restart();

@@ -12,12 +12,7 @@ fn a_restart_after_sigterm_keeps_tasks_states_events_and_workers() {
     let mut server = Server::start();
     let worker = server.register_worker(&["bash", "unix"]);
     let ids: Vec<String> = (0..5)
-        .map(|index| {
-            server.submit(&json!({"type": "echo_task", "priority": index % 2}))["id"]
-                .as_str()
-                .expect("an id")
-                .to_string()
-        })
+        .map(|index| server.submit_id(&json!({"type": "echo_task", "priority": index % 2})))
         .collect();
     let running = server.claim(&worker).expect("a task waits");
     let running_id = running["id"].as_str().expect("an id").to_string();
