@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::Command;
 use std::time::Duration;
 
 use blanket_blackbox::{
@@ -228,35 +229,15 @@ fn binding_a_non_loopback_address_without_a_token_refuses_to_start() {
         ("0.0.0.0", true),
     ] {
         let sandbox = Sandbox::new();
-        let port = free_port();
-        let mut command = sandbox.command();
-        command
-            .arg("serve")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--data-dir")
-            .arg(sandbox.data_dir())
-            .arg("--workers")
-            .arg("0");
+        let mut command = serve_without_workers(&sandbox, free_port());
         if from_env {
             command.env("BLANKET_BIND", bind);
         } else {
             command.arg("--bind").arg(bind);
         }
-        let exit = run_to_exit(command, Duration::from_secs(20));
-        assert!(
-            !exit.status.success(),
-            "it started on {bind}: {}",
-            exit.stderr
-        );
-        let lines: Vec<&str> = exit
-            .stderr
-            .lines()
-            .filter(|line| !line.is_empty())
-            .collect();
-        assert_eq!(lines.len(), 1, "not one line: {:?}", exit.stderr);
-        assert!(lines[0].contains("token"), "{}", lines[0]);
-        assert!(lines[0].contains(bind), "{}", lines[0]);
+        let line = the_one_line_of_a_failed_start(command, &format!("on {bind}"));
+        assert!(line.contains("token"), "{line}");
+        assert!(line.contains(bind), "{line}");
     }
 }
 
@@ -265,6 +246,15 @@ fn a_busy_port_is_a_one_line_error_naming_it() {
     let sandbox = Sandbox::new();
     let taken = TcpListener::bind("127.0.0.1:0").expect("binding a port to occupy");
     let port = taken.local_addr().expect("its address").port();
+    let command = serve_without_workers(&sandbox, port);
+    let line = the_one_line_of_a_failed_start(command, &format!("on busy port {port}"));
+    assert!(line.contains(&port.to_string()), "{line}");
+    assert!(line.contains("in use"), "{line}");
+    drop(taken);
+}
+
+/// `blanket serve --port PORT --data-dir DATA --workers 0` in `sandbox`, not started yet.
+fn serve_without_workers(sandbox: &Sandbox, port: u16) -> Command {
     let mut command = sandbox.command();
     command
         .arg("serve")
@@ -274,17 +264,21 @@ fn a_busy_port_is_a_one_line_error_naming_it() {
         .arg(sandbox.data_dir())
         .arg("--workers")
         .arg("0");
+    command
+}
+
+/// Runs a `serve` that must refuse to start (`what` says where, for the failure message) and
+/// returns the one line it printed on stderr.
+fn the_one_line_of_a_failed_start(command: Command, what: &str) -> String {
     let exit = run_to_exit(command, Duration::from_secs(20));
-    assert!(!exit.status.success(), "it started: {}", exit.stderr);
+    assert!(!exit.status.success(), "it started {what}: {}", exit.stderr);
     let lines: Vec<&str> = exit
         .stderr
         .lines()
         .filter(|line| !line.is_empty())
         .collect();
     assert_eq!(lines.len(), 1, "not one line: {:?}", exit.stderr);
-    assert!(lines[0].contains(&port.to_string()), "{}", lines[0]);
-    assert!(lines[0].contains("in use"), "{}", lines[0]);
-    drop(taken);
+    lines[0].to_owned()
 }
 
 #[test]
