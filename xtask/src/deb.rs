@@ -21,6 +21,19 @@ use crate::workspace::Workspace;
 /// The Tauri CLI that bundles, the same minor version as the `tauri` crate in Cargo.lock.
 const TAURI_CLI: &str = "@tauri-apps/cli@2.12.5";
 
+/// The release build of the desktop app as it ships: `blanket-desktop` with the `prod`
+/// feature (`cargo xtask run` opens the window on this build too).
+pub const DESKTOP_RELEASE_BUILD: [&str; 8] = [
+    "build",
+    "--release",
+    "-p",
+    "blanket-desktop",
+    "--features",
+    "prod",
+    "--bin",
+    "blanket-desktop",
+];
+
 /// Builds the release binaries and the .deb; prints and returns the package's path.
 ///
 /// # Errors
@@ -28,22 +41,14 @@ const TAURI_CLI: &str = "@tauri-apps/cli@2.12.5";
 pub fn deb() -> Result<PathBuf> {
     apt::ensure(&[Purpose::Build, Purpose::Desktop, Purpose::Packaging])?;
     let workspace = Workspace::locate()?;
-    let build_args = [
-        "build",
-        "--release",
-        "-p",
-        "blanket-desktop",
-        "--features",
-        "prod",
-        "--bin",
-        "blanket-desktop",
-        "-p",
-        "blanket-cli",
-        "--bin",
-        "blanket",
-    ];
-    process::run(workspace.cargo().args(build_args))
-        .context("could not build the release binaries to package")?;
+    let headless_build = ["-p", "blanket-cli", "--bin", "blanket"];
+    process::run(
+        workspace
+            .cargo()
+            .args(DESKTOP_RELEASE_BUILD)
+            .args(headless_build),
+    )
+    .context("could not build the release binaries to package")?;
     let release = workspace.target_dir.join("release");
     let bundle_dir = release.join("bundle").join("deb");
     // A package left by an earlier run must never pass for this one's.

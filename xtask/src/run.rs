@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::apt::{self, Purpose};
+use crate::deb::DESKTOP_RELEASE_BUILD;
 use crate::process;
 use crate::workspace::Workspace;
 
@@ -35,15 +36,7 @@ pub fn run(app_args: &[OsString]) -> Result<()> {
             command
         }
         FrontEnd::Desktop => {
-            let build_args = [
-                "build",
-                "-p",
-                "blanket-desktop",
-                "--features",
-                "prod",
-                "--release",
-            ];
-            process::run(workspace.cargo().args(build_args))
+            process::run(workspace.cargo().args(DESKTOP_RELEASE_BUILD))
                 .context("could not build the blanket-desktop binary")?;
             let binary = workspace
                 .target_dir
