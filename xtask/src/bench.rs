@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::apt::{self, Purpose};
 use crate::process;
-use crate::test::ensure_tauri_driver;
+use crate::test::{desktop_script, ensure_tauri_driver};
 use crate::workspace::Workspace;
 
 /// What `cargo xtask bench` was asked for.
@@ -160,20 +160,8 @@ fn desktop_report(
     })?;
     let path = bench_dir.join("desktop.json");
     let _ = std::fs::remove_file(&path);
-    let mut run = Command::new("/usr/bin/python3");
-    run.arg(
-        workspace
-            .root
-            .join("tests")
-            .join("desktop")
-            .join("figures.py"),
-    )
-    .arg("--bin-dir")
-    .arg(release)
-    .arg("--deb")
-    .arg(&package)
-    .arg("--out")
-    .arg(&path);
+    let mut run = desktop_script(workspace, "figures.py", release);
+    run.arg("--deb").arg(&package).arg("--out").arg(&path);
     eprintln!("xtask: running {}", process::display(&run));
     match process::run(&mut run) {
         Ok(()) if path.is_file() => Ok(path),

@@ -221,19 +221,21 @@ fn steps(workspace: &Workspace) -> Vec<Step> {
 /// The real desktop window (tests/desktop): Xvfb, a D-Bus session and dunst around the built
 /// `blanket-desktop`, driven through tauri-driver; screenshots land in target/desktop-tests.
 fn desktop_step(workspace: &Workspace, bin_dir: &std::path::Path) -> Step {
-    let mut run = Command::new("/usr/bin/python3");
-    run.arg(
-        workspace
-            .root
-            .join("tests")
-            .join("desktop")
-            .join("journeys.py"),
-    )
-    .arg("--bin-dir")
-    .arg(bin_dir)
-    .arg("--artifacts")
-    .arg(workspace.target_dir.join("desktop-tests"));
+    let mut run = desktop_script(workspace, "journeys.py", bin_dir);
+    run.arg("--artifacts")
+        .arg(workspace.target_dir.join("desktop-tests"));
     Step::new("desktop window", run, Verdict::ExitStatus)
+}
+
+/// `python3 tests/desktop/SCRIPT --bin-dir BIN_DIR`: a script of the desktop suite on the
+/// binaries in `bin_dir`, with Debian's python, which has the suite's packages.
+pub fn desktop_script(workspace: &Workspace, script: &str, bin_dir: &std::path::Path) -> Command {
+    let mut command = Command::new("/usr/bin/python3");
+    command
+        .arg(workspace.root.join("tests").join("desktop").join(script))
+        .arg("--bin-dir")
+        .arg(bin_dir);
+    command
 }
 
 /// Installs tauri-driver (the WebDriver bridge to the app's window) from crates.io if missing.
