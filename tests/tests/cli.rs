@@ -294,6 +294,21 @@ fn ps_json_and_template_print_the_tasks_for_scripts() {
 }
 
 #[test]
+fn ps_json_prints_each_task_with_its_fields_in_the_rest_order() {
+    let server = Server::start();
+    server.submit(&json!({"type": "echo_task"}));
+    server.submit(&json!({"type": "fail_task", "tags": ["extra"], "priority": 3}));
+    let exit = server.run_cli(&["ps", "--json"]);
+    exit.expect_code(0);
+    let listed = server.get("/task/");
+    listed.expect_status(200);
+    assert_eq!(
+        exit.stdout,
+        format!("{}\n", String::from_utf8_lossy(&listed.body))
+    );
+}
+
+#[test]
 fn ps_table_fits_the_width_and_has_no_colour_in_a_pipe() {
     let server = Server::start();
     server.submit(&json!({"type": "wordcount_task", "environment": {"INPUT_FILE": "x"}, "tags": ["a-very-long-tag-name", "another-long-one"]}));

@@ -13,7 +13,9 @@ use blanket_core::filter::MAX_LIMIT;
 use blanket_core::wire::{Task, now};
 use clap::Args;
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::client::{Client, ClientArgs};
 use crate::output::{Cell, Fit, Table, age, colour_on_stdout, short_duration, state_colour};
@@ -97,23 +99,17 @@ pub async fn run(args: PsArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let client = Client::new(&args.client)?;
-    let tasks = if args.all {
-        fetch_all(&client, &filters).await?
-    } else {
-        let (tasks, more) = fetch_newest(&client, &filters, args.limit).await?;
-        if more {
-            eprintln!(
-                "showing the newest {} matching tasks; more match: --limit N or --all shows them",
-                args.limit
-            );
-        }
-        tasks
-    };
-    let mut stdout = std::io::stdout().lock();
     if args.json {
+        // Each task exactly as the coordinator wrote it: a `Value` would sort its keys, and
+        // scripts read the fields in the REST order.
+        let tasks: Vec<Box<RawValue>> = fetch(&client, &filters, &args).await?;
         let text = serde_json::to_string(&tasks).context("writing JSON")?;
-        writeln!(stdout, "{text}").context("writing to standard output")?;
-    } else if args.quiet {
+        writeln!(std::io::stdout().lock(), "{text}").context("writing to standard output")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tasks: Vec<Value> = fetch(&client, &filters, &args).await?;
+    let mut stdout = std::io::stdout().lock();
+    if args.quiet {
         for task in &tasks {
             let id = task["id"].as_str().unwrap_or_default();
             writeln!(stdout, "{id}").context("writing to standard output")?;
@@ -197,21 +193,41 @@ fn parse_when(text: &str, flag: &str) -> anyhow::Result<i64> {
         .map_err(|error| anyhow::anyhow!("{flag}: {error}, or an age such as 30m, 2h or 3d"))
 }
 
+/// The tasks `args` ask for, oldest first: every match with `--all`, else the newest
+/// `--limit`, with a note on stderr when more match.
+async fn fetch<T: DeserializeOwned>(
+    client: &Client,
+    filters: &[(&'static str, String)],
+    args: &PsArgs,
+) -> anyhow::Result<Vec<T>> {
+    if args.all {
+        return fetch_all(client, filters).await;
+    }
+    let (tasks, more) = fetch_newest(client, filters, args.limit).await?;
+    if more {
+        eprintln!(
+            "showing the newest {} matching tasks; more match: --limit N or --all shows them",
+            args.limit
+        );
+    }
+    Ok(tasks)
+}
+
 /// The newest `limit` tasks, oldest first, as the coordinator sent them (fields this
 /// version does not know included), and whether more match. One more task than shown is
 /// asked for to tell, which costs less than counting them all.
-async fn fetch_newest(
+async fn fetch_newest<T: DeserializeOwned>(
     client: &Client,
     filters: &[(&'static str, String)],
     limit: usize,
-) -> anyhow::Result<(Vec<Value>, bool)> {
+) -> anyhow::Result<(Vec<T>, bool)> {
     let asked = if limit < MAX_LIMIT { limit + 1 } else { limit };
     let request = client
         .request(Method::GET, "/task/")
         .query(filters)
         .query(&[("limit", asked.to_string()), ("reverseSort", "true".into())]);
     let response = client.send(request).await.context("listing the tasks")?;
-    let mut tasks: Vec<Value> = client.read_json(response).await?;
+    let mut tasks: Vec<T> = client.read_json(response).await?;
     let more = tasks.len() > limit;
     tasks.truncate(limit);
     tasks.reverse();
@@ -219,11 +235,11 @@ async fn fetch_newest(
 }
 
 /// Every matching task, oldest first, a page of [`MAX_LIMIT`] at a time.
-async fn fetch_all(
+async fn fetch_all<T: DeserializeOwned>(
     client: &Client,
     filters: &[(&'static str, String)],
-) -> anyhow::Result<Vec<Value>> {
-    let mut tasks: Vec<Value> = Vec::new();
+) -> anyhow::Result<Vec<T>> {
+    let mut tasks: Vec<T> = Vec::new();
     loop {
         let request = client
             .request(Method::GET, "/task/")
@@ -233,7 +249,7 @@ async fn fetch_all(
                 ("offset", tasks.len().to_string()),
             ]);
         let response = client.send(request).await.context("listing the tasks")?;
-        let page: Vec<Value> = client.read_json(response).await?;
+        let page: Vec<T> = client.read_json(response).await?;
         let full = page.len() == MAX_LIMIT;
         tasks.extend(page);
         if !full {
