@@ -107,14 +107,32 @@ fn host_triple() -> Result<String> {
     }
 }
 
-/// Every PNG in `icons/`: the bundler installs each at its size.
+/// Every PNG in `icons/`: the bundler installs each in the hicolor folder of its pixel size.
 fn icons(root: &Path) -> Result<Vec<PathBuf>> {
     let folder = root.join("icons");
     let icons = files_ending(&folder, "png")?;
     if icons.is_empty() {
         bail!("no PNG icons in {}", folder.display());
     }
+    for icon in &icons {
+        refuse_high_density_name(icon)?;
+    }
     Ok(icons)
+}
+
+/// The bundler puts an icon named `*@2x.png` in `WxH@2`, W and H its pixel size: the folder
+/// of an icon twice as large (a 256 px `128x128@2x.png` would land in `256x256@2`). One such
+/// icon belongs in `icons/` as `WxH.png` instead.
+fn refuse_high_density_name(icon: &Path) -> Result<()> {
+    let name = icon.file_name().unwrap_or_default().to_string_lossy();
+    if name.contains("@2x") {
+        bail!(
+            "{}: the bundler would install it as an icon of twice its size; name it after \
+             its pixel size instead (256x256.png for a 256 px icon)",
+            icon.display()
+        );
+    }
+    Ok(())
 }
 
 /// The bundler's `--config` JSON: the icons and the external binary, by absolute path.
@@ -184,6 +202,22 @@ fn mebibytes(bytes: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_icons_folder_is_packaged_without_high_density_names() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let icons = icons(&root).unwrap();
+        assert!(icons.iter().any(|icon| icon.ends_with("icons/256x256.png")));
+    }
+
+    #[test]
+    fn an_icon_named_at_2x_is_refused_with_the_name_to_use() {
+        let error = refuse_high_density_name(Path::new("/r/icons/128x128@2x.png"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("128x128@2x.png"), "{error}");
+        assert!(error.contains("256x256.png"), "{error}");
+    }
 
     #[test]
     fn the_bundler_config_names_icons_and_the_headless_binary_as_json() {
