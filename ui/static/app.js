@@ -245,8 +245,8 @@
 
   // ---- times -------------------------------------------------------------------------------
 
-  function relativeTime(then, now) {
-    var seconds = Math.round((now - then) / 1000);
+  // `seconds` is the age of the moment `then` (ms since the epoch, for the date of old ones).
+  function relativeTime(seconds, then) {
     if (seconds < 0) {
       return 'in ' + shortDuration(-seconds);
     }
@@ -279,14 +279,21 @@
     return Math.floor(seconds / 3600) + ' h';
   }
 
+  // A time's age is the server's (data-age, measured when it rendered the time) plus the time
+  // passed here since the page first saw it: the browser's clock may be off from the server's
+  // by any amount, but it measures a span well.
   function refreshTimes(scope) {
     var now = Date.now();
     scope.querySelectorAll('time[data-relative]').forEach(function (time) {
       var then = Date.parse(time.getAttribute('datetime'));
-      if (isNaN(then)) {
+      var age = Number(time.dataset.age);
+      if (isNaN(then) || isNaN(age)) {
         return;
       }
-      var text = relativeTime(then, now);
+      if (!time.dataset.seen) {
+        time.dataset.seen = String(now);
+      }
+      var text = relativeTime(age + Math.floor((now - Number(time.dataset.seen)) / 1000), then);
       if (time.textContent !== text) {
         time.textContent = text;
       }

@@ -73,6 +73,27 @@ async fn tasks_page_rows_show_short_ids_joined_tags_state_and_actions() {
 }
 
 #[tokio::test]
+async fn a_rows_created_time_carries_its_age_by_the_servers_clock() {
+    let server = Server::start(Settings::default()).await;
+    let id = server.submit("echo_task").await;
+    let before = blanket_core::wire::now();
+
+    let html = server.get("/ui/").await.text();
+    let after = blanket_core::wire::now();
+
+    let age = html
+        .split_once("data-age=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(age, _)| age.parse::<i64>().unwrap())
+        .unwrap_or_else(|| panic!("no data-age in {html}"));
+    let created = id.created_seconds();
+    assert!(
+        (before - created..=after - created).contains(&age),
+        "age {age} of a task created at {created}, page rendered in {before}..={after}"
+    );
+}
+
+#[tokio::test]
 async fn empty_tasks_page_tells_a_new_user_what_to_do() {
     let server = Server::start(Settings::default()).await;
 

@@ -82,6 +82,10 @@ pub struct Moment {
     pub exact: String,
     /// `3 min ago`, or `—` when there is no moment.
     pub relative: String,
+    /// Seconds from the moment to `now` by the server's clock, for `<time data-age>`: the page
+    /// ages it by the time that passes in the browser, never by the browser's own clock,
+    /// which may be off (ui/static/app.js).
+    pub age: i64,
 }
 
 impl Moment {
@@ -92,12 +96,14 @@ impl Moment {
                 iso: String::new(),
                 exact: String::new(),
                 relative: "—".into(),
+                age: 0,
             };
         }
         Moment {
             iso: iso_time(ts),
             exact: exact_time(ts),
             relative: relative_time(ts, now),
+            age: now.saturating_sub(ts),
         }
     }
 
@@ -266,6 +272,16 @@ mod tests {
         assert_eq!(input_time(1_700_000_000), "2023-11-14T22:13");
         assert_eq!(Moment::at(0, 5).relative, "—");
         assert!(!Moment::at(0, 5).is_set());
+    }
+
+    #[test]
+    fn a_moment_carries_its_age_by_the_servers_clock() {
+        let now = 1_700_000_000;
+        let moment = Moment::at(now - 3, now);
+        assert_eq!(moment.age, 3);
+        assert_eq!(moment.relative, "just now");
+        assert_eq!(Moment::at(now - 42, now).age, 42);
+        assert_eq!(Moment::at(now + 30, now).age, -30);
     }
 
     #[test]
