@@ -1,5 +1,5 @@
 //! Starts the real `blanket serve` binary on a free loopback port with its data, HOME and XDG
-//! dirs in a fresh temporary folder, waits until it answers, and kills it when dropped.
+//! dirs in a fresh temporary folder, waits until it answers, and stops it when dropped.
 //! The bench measures the shipped binary this way, never a server built into this process.
 
 use std::net::{SocketAddr, TcpListener};
@@ -12,11 +12,14 @@ use hyper::Method;
 use tempfile::TempDir;
 
 use crate::client::Connection;
+use crate::system;
 
 /// How long a fresh server may take to answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A running `blanket serve` on temporary dirs; killed, and its dirs removed, when dropped.
+/// A running `blanket serve` on temporary dirs; stopped, and its dirs removed, when dropped.
 pub struct Server {
     child: Child,
     /// The server's data dir.
@@ -135,8 +138,7 @@ impl Server {
     /// Kills the server and hands over its temporary folder, so the caller can remove it when
     /// that disturbs no measurement: removing a hundred thousand task folders takes a while.
     pub fn stop(mut self) -> Option<TempDir> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.end();
         self.root.take()
     }
 
@@ -212,12 +214,27 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGKILL rather than a graceful stop: the data is thrown away, so there is nothing
-        // to checkpoint, and a kill cannot hang the bench.
+impl Server {
+    /// Stops the server the way a user does, so it stops its local workers (a SIGKILL would
+    /// leave them running against a dead port); kills it if it has not gone in time.
+    fn end(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) && system::terminate(self.child.id()).is_ok() {
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

@@ -165,6 +165,25 @@ pub fn raise_open_files_limit(wanted: u64) -> Result<u64> {
     Ok(raised.rlim_cur)
 }
 
+/// Sends SIGTERM to process `pid`, the graceful stop `blanket serve` answers by stopping its
+/// local workers first.
+///
+/// # Errors
+/// When the signal cannot be sent (the process is gone, for one).
+#[expect(
+    unsafe_code,
+    reason = "std can only SIGKILL a child; kill(2) with SIGTERM takes no pointers"
+)]
+pub fn terminate(pid: u32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: kill only reads its two integer arguments.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Asks the kernel to record when data arrives on socket `fd`, for
 /// [`receive_with_timestamp`].
 ///
