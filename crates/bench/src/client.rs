@@ -15,7 +15,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// The task every submit creates: the smallest valid body, for a bundled type.
-const SUBMIT_BODY: &[u8] = br#"{"type":"echo_task"}"#;
+/// The body of every submit the bench makes.
+pub const SUBMIT_BODY: &[u8] = br#"{"type":"echo_task"}"#;
 
 /// One keep-alive connection to the server.
 pub struct Connection {

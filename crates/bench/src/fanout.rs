@@ -1,7 +1,8 @@
 //! SSE fan-out: many raw-TCP subscribers on `/ui/sse/tasks` in this one process, then submits
 //! spaced apart, timing how long each subscriber waits for its `tasks-changed` event.
-//! The kernel stamps each event as it reaches a subscriber's socket, and the bench reads
-//! nothing while the server fans out: on a 2-core machine its reads would take the server's CPU.
+//! The kernel stamps each event as it reaches a subscriber's socket (and the submit's answer
+//! as it reaches the bench), and the bench reads nothing while the server fans out: on a
+//! 2-core machine its reads would take the server's CPU.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -13,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::client::Connection;
+use crate::client::SUBMIT_BODY;
 use crate::server::Server;
 use crate::stats::Latencies;
 use crate::system::{self, CpuMeter, CpuUse};
@@ -42,8 +43,8 @@ pub struct FanoutRun {
     pub rounds: usize,
     /// Submit start to the kernel receiving the event on the subscriber's socket.
     pub kernel_latencies: Latencies,
-    /// The submit's 201 read by the bench to the kernel receiving the event, zero when the
-    /// event came first: the commit precedes the 201, so this bounds commit-to-event below.
+    /// The kernel receiving the submit's 201 to it receiving the event, zero when the event
+    /// came first: the commit precedes the 201, so this bounds commit-to-event below.
     pub kernel_after_answer: Latencies,
     /// Per round, submit start to the kernel receiving the last subscriber's event.
     pub last_per_round_kernel: Latencies,
@@ -53,7 +54,7 @@ pub struct FanoutRun {
     pub extra: usize,
     /// Events the kernel gave no receive time for.
     pub unstamped: usize,
-    /// Time to each submit's 201.
+    /// Submit start to the kernel receiving its 201.
     pub submit_latencies: Latencies,
     /// CPU used from the first submit until the end.
     pub cpu: CpuUse,
@@ -102,7 +103,7 @@ pub async fn measure(
     // Let the server finish its connection work before the first timed submit.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let mut submitter = Connection::open(server.address).await?;
+    let mut submitter = Submitter::open(server.address)?;
     let meter = CpuMeter::start(server.pid())?;
     let mut round_starts = Vec::with_capacity(rounds);
     let mut answers = Vec::with_capacity(rounds);
@@ -114,17 +115,20 @@ pub async fn measure(
         // commit-to-event.
         let started = Instant::now();
         let wall = SystemTime::now();
-        let latency = submitter.submit().await?;
+        submitter.send()?;
         round_starts.push(wall);
-        answers.push(wall + latency);
-        submit_latencies.push(latency);
         tokio::time::sleep_until((started + spacing.mul_f64(READ_AFTER)).into()).await;
         let deadline = started + spacing.mul_f64(MISSED_AFTER);
-        readers = tokio::task::spawn_blocking(move || {
-            read_round(&mut readers, wall, deadline).map(|()| readers)
+        let (returned, answered) = tokio::task::spawn_blocking(move || {
+            let answered = submitter.read_answer()?;
+            read_round(&mut readers, wall, deadline)?;
+            Ok::<_, anyhow::Error>(((submitter, readers), answered))
         })
         .await
         .context("the subscribers' reader panicked")??;
+        (submitter, readers) = returned;
+        answers.push(answered);
+        submit_latencies.push(answered.duration_since(wall).unwrap_or_default());
     }
     let cpu = meter.read()?;
 
@@ -172,6 +176,92 @@ pub async fn measure(
         submit_latencies: Latencies::new(submit_latencies),
         cpu,
     })
+}
+
+/// The connection the submits go over, as raw HTTP/1.1 on a blocking socket: the bench sends
+/// a submit and reads its 201 only after the fan-out, so the answer wakes nothing in the bench
+/// while the server fans out; the kernel's receive time says when the 201 came.
+struct Submitter {
+    stream: std::net::TcpStream,
+    request: Vec<u8>,
+    received: Vec<u8>,
+}
+
+impl Submitter {
+    fn open(address: SocketAddr) -> Result<Submitter> {
+        let stream = std::net::TcpStream::connect(address)
+            .with_context(|| format!("connecting the submitter to {address}"))?;
+        stream
+            .set_nodelay(true)
+            .context("setting TCP_NODELAY on the submitter's socket")?;
+        system::enable_receive_timestamps(stream.as_raw_fd())
+            .context("asking for receive times on the submitter's socket")?;
+        let mut request = format!(
+            "POST /task/ HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            SUBMIT_BODY.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(SUBMIT_BODY);
+        Ok(Submitter {
+            stream,
+            request,
+            received: Vec::new(),
+        })
+    }
+
+    fn send(&mut self) -> Result<()> {
+        std::io::Write::write_all(&mut self.stream, &self.request).context("sending a submit")
+    }
+
+    /// Reads the answer to the last submit, which must be a 201, and says when the kernel
+    /// received its last part.
+    fn read_answer(&mut self) -> Result<SystemTime> {
+        let mut buffer = [0u8; 4096];
+        let mut received_at = None;
+        loop {
+            if let Some(length) = complete_answer(&self.received)? {
+                self.received.drain(..length);
+                return received_at.context("the kernel gave no receive time for a 201");
+            }
+            let (read, stamp) = loop {
+                match system::receive_with_timestamp(self.stream.as_raw_fd(), &mut buffer) {
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(READ_PASS_PAUSE);
+                    }
+                    outcome => break outcome.context("reading a submit's answer")?,
+                }
+            };
+            if read == 0 {
+                bail!("the server closed the submitter's connection");
+            }
+            self.received.extend_from_slice(&buffer[..read]);
+            received_at = stamp.or(received_at);
+        }
+    }
+}
+
+/// The length of the whole HTTP answer at the start of `received` once it is all there.
+///
+/// # Errors
+/// When the answer is not a 201 or has no length.
+fn complete_answer(received: &[u8]) -> Result<Option<usize>> {
+    let Some(head_end) = find(received, b"\r\n\r\n").map(|end| end + 4) else {
+        return Ok(None);
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]);
+    if !head.starts_with("HTTP/1.1 201") {
+        bail!("a submit did not answer 201: {}", head.trim());
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .context("a submit's 201 had no Content-Length")?;
+    Ok((received.len() >= head_end + length).then_some(head_end + length))
 }
 
 /// A subscriber's socket taken out of the async runtime, so that an event reaching it wakes

@@ -659,10 +659,10 @@ fn fanout_figures(fanout: &fanout::FanoutRun, plan: &Plan) -> Vec<Figure> {
          event into the subscriber's socket (SO_TIMESTAMPNS, wall clock on both ends). The bench \
          reads no subscriber while the server fans out: their sockets are outside its event loop, \
          so an arriving event wakes nothing in it, and it reads them all, without blocking, from \
-         half-way to the next submit (on 2 cores its reads would otherwise take the server's CPU \
-         and delay the very events it times). {} samples; subscriber-rounds without an event: \
-         {}; extra events: {}; events without a kernel time: {}. The submits themselves took \
-         p50 {}, p99 {}. {}",
+         half-way to the next submit, the submit's 201 first (on 2 cores its reads would \
+         otherwise take the server's CPU and delay the very events it times). {} samples; \
+         subscriber-rounds without an event: {}; extra events: {}; events without a kernel \
+         time: {}. The submits' 201s reached the bench after p50 {}, p99 {}. {}",
         fanout.rounds,
         millis(plan.round_spacing),
         grouped(fanout.kernel_latencies.len() as u64),
@@ -696,7 +696,7 @@ fn fanout_figures(fanout: &fanout::FanoutRun, plan: &Plan) -> Vec<Figure> {
         },
         Figure {
             name: format!(
-                "SSE fan-out, {subscribers} subscribers, 201 read -> event received (lower bound)"
+                "SSE fan-out, {subscribers} subscribers, 201 received -> event received (lower bound)"
             ),
             result: format!("p99 {}", millis(after_answer.p99())),
             p50: Some(after_answer.p50()),
@@ -705,7 +705,7 @@ fn fanout_figures(fanout: &fanout::FanoutRun, plan: &Plan) -> Vec<Figure> {
             verdict: Verdict::Info,
             others_cpu: Some(fanout.cpu.others),
             method: format!(
-                "{common} Each latency starts when the bench had read the submit's 201, and an \
+                "{common} Each latency starts when the submit's 201 reached the bench, and an \
                  event the kernel received before that counts as zero. The \
                  server answers 201 only after the commit, so every sample is at most the true \
                  commit-to-event time, and its p99 bounds the true p99 from below, as the kernel \
