@@ -121,10 +121,7 @@ fn run_desktop() -> anyhow::Result<ExitCode> {
         .context("reading the configuration")?;
     config.validate().context("checking the configuration")?;
     blanket_worker::logging::init(&config.log_level, None)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = blanket_server::async_runtime().context("starting the async runtime")?;
     tauri::async_runtime::set(runtime.handle().clone());
     let options = ShellOptions {
         config,

@@ -59,10 +59,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     .context("reading the configuration")?;
     config.validate().context("checking the configuration")?;
     blanket_worker::logging::init(&config.log_level, None)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = blanket_server::async_runtime().context("starting the async runtime")?;
     runtime.block_on(serve(config))
 }
 

@@ -27,7 +27,7 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
-pub use runtime::{Runtime, StartError, WorkerCommand};
+pub use runtime::{Runtime, StartError, WorkerCommand, async_runtime};
 
 /// Settings of the HTTP layer that are not the coordinator's business.
 #[derive(Clone, Debug)]

@@ -14,6 +14,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{AppState, ServerOptions, open_files};
 
+/// The async runtime the coordinator and its server run on, for `blanket serve` and the
+/// desktop shell alike.
+///
+/// One worker thread more than the machine has cores: a change wakes every open stream at
+/// once, and the second worker, woken by the first, is often placed on that worker's core and
+/// left there for milliseconds while another core idles (Linux keeps a thread that just ran
+/// where its cache is warm). With a spare worker, one lands on the idle core. On 2 cores the
+/// fan-out to 1,000 streams measured p99 11.5-12.5 ms with 2 workers, 7.8-8.4 ms with 3 or 4.
+///
+/// # Errors
+/// When the runtime's threads cannot be started.
+pub fn async_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores + 1)
+        .enable_all()
+        .build()
+}
+
 /// The program that runs a local worker: the running binary, with the arguments that select
 /// its worker mode (`blanket worker ...`, `blanket-desktop worker ...`).
 #[derive(Clone, Debug)]
