@@ -248,7 +248,8 @@ impl Coordinator {
         let original = self.task(id).await?;
         if !original.state.is_terminal() {
             return Err(Error::Conflict(format!(
-                "task {id} is {} and only a finished task can be retried: wait for it to end,                  or cancel it first (PUT /task/{id}/cancel)",
+                "task {id} is {} and only a finished task can be retried: wait for it to end, \
+                 or cancel it first (PUT /task/{id}/cancel)",
                 original.state
             )));
         }
