@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Figures of the desktop app, measured on a release build under Xvfb.
+"""Figures of the desktop app, measured on the build the .deb ships (target/dist) under Xvfb.
 
 - cold start, as a user's launcher starts the app: from just before the exec to the first
   frame on the screen that shows the page in the window (pixels read from the X server), and
@@ -18,7 +18,7 @@ The yardstick is the bare Tauri window of tests/desktop/hello-tauri (the same ta
 features and profile, a static page): built here, in its own target dir beside --bin-dir's
 (target/hello-tauri), unless --hello names a built one or --no-hello skips it.
 
-Usage: tests/desktop/figures.py --bin-dir target/release [--hello PATH | --no-hello] [--deb PATH] --out FILE.json
+Usage: tests/desktop/figures.py --bin-dir target/dist [--hello PATH | --no-hello] [--deb PATH] --out FILE.json
 """
 
 import argparse
@@ -227,12 +227,14 @@ def cold_starts(desktop, binary, count, ready=(journeys.By.ID, "tasks-rows")):
 
 
 def build_hello(bin_dir):
-    """Builds the bare Tauri window in target/hello-tauri (beside `bin_dir`'s profile folder)."""
+    """Builds the bare Tauri window in target/hello-tauri (beside `bin_dir`'s profile folder),
+    with the profile `bin_dir` was built with (its folder's name: `release`, `dist`)."""
+    profile = os.path.basename(os.path.normpath(os.path.abspath(bin_dir)))
     target = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "hello-tauri")
-    subprocess.run([os.environ.get("CARGO", "cargo"), "build", "--release", "--locked", "--features", "prod",
+    subprocess.run([os.environ.get("CARGO", "cargo"), "build", "--profile", profile, "--locked", "--features", "prod",
                     "--manifest-path", os.path.join(HELLO_CRATE, "Cargo.toml"), "--target-dir", target],
                    check=True)
-    return os.path.join(target, "release", "hello-tauri")
+    return os.path.join(target, profile, "hello-tauri")
 
 
 def percentiles(values):

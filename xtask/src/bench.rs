@@ -100,7 +100,7 @@ pub fn bench(args: &[OsString]) -> Result<()> {
     let desktop = if options.quick {
         Err("The desktop figures: a quick run skips them.".to_owned())
     } else {
-        desktop_report(&workspace, &release, &bench_dir)
+        desktop_report(&workspace, &bench_dir)
     };
     match desktop {
         Ok(path) => command.arg("--desktop-report").arg(path),
@@ -143,15 +143,13 @@ fn ui_report(workspace: &Workspace, release: &Path, quick: bool) -> Result<PathB
     }
 }
 
-/// Runs tests/desktop/figures.py on the release `blanket-desktop`; its JSON report, or why
-/// there is none. The script starts its own Xvfb and D-Bus session, so no display is needed.
-fn desktop_report(
-    workspace: &Workspace,
-    release: &Path,
-    bench_dir: &Path,
-) -> Result<PathBuf, String> {
-    // Building the .deb is the release build of both binaries as shipped (`prod` serves the
-    // app's assets through Tauri's protocol, docs/desktop.md), so its size comes for free.
+/// Runs tests/desktop/figures.py on `blanket-desktop` as the .deb ships it; its JSON report,
+/// or why there is none. The script starts its own Xvfb and D-Bus session, so no display is
+/// needed.
+fn desktop_report(workspace: &Workspace, bench_dir: &Path) -> Result<PathBuf, String> {
+    // Building the .deb is the build of both binaries as shipped (the `dist` profile, and
+    // `prod`, which serves the app's assets through Tauri's protocol, docs/desktop.md), so
+    // its size comes for free.
     let package = crate::deb::deb().map_err(|error| {
         format!("The desktop figures: the release build or the .deb failed ({error:#}).")
     })?;
@@ -160,7 +158,8 @@ fn desktop_report(
     })?;
     let path = bench_dir.join("desktop.json");
     let _ = std::fs::remove_file(&path);
-    let mut run = desktop_script(workspace, "figures.py", release);
+    let built = workspace.target_dir.join(crate::deb::PACKAGE_PROFILE);
+    let mut run = desktop_script(workspace, "figures.py", &built);
     run.arg("--deb").arg(&package).arg("--out").arg(&path);
     eprintln!("xtask: running {}", process::display(&run));
     match process::run(&mut run) {

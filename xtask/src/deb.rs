@@ -1,5 +1,7 @@
-//! `cargo xtask deb`: the desktop app's Debian package, made by the Tauri bundler from the
-//! release build. The package holds `blanket-desktop` and, beside it in `/usr/bin`, the
+//! `cargo xtask deb`: the desktop app's Debian package, built with the `dist` profile (the
+//! release profile with fat LTO, one codegen unit and size optimisation) by the Tauri CLI,
+//! which builds and bundles in one go because its separate bundle step knows only `release`.
+//! The package holds `blanket-desktop` and, beside it in `/usr/bin`, the
 //! headless `blanket` (the app's local workers run `blanket worker`, which maps neither GTK nor
 //! WebKit; users get the CLI on their PATH), a desktop entry and the icons of `icons/`.
 //!
@@ -21,11 +23,13 @@ use crate::workspace::Workspace;
 /// The Tauri CLI that bundles, the same minor version as the `tauri` crate in Cargo.lock.
 const TAURI_CLI: &str = "@tauri-apps/cli@2.12.5";
 
-/// The release build of the desktop app as it ships: `blanket-desktop` with the `prod`
-/// feature (`cargo xtask run` opens the window on this build too).
-pub const DESKTOP_RELEASE_BUILD: [&str; 8] = [
-    "build",
-    "--release",
+/// The headless `blanket`: the binary the desktop app's local workers run, and the CLI the
+/// package puts on the user's PATH.
+pub const HEADLESS_BUILD: [&str; 5] = ["build", "-p", "blanket-cli", "--bin", "blanket"];
+
+/// Added to `HEADLESS_BUILD`: `blanket-desktop` with the `prod` feature, as `cargo xtask run`
+/// opens it (the package's is built by the Tauri CLI, with the same feature).
+pub const DESKTOP_BUILD: [&str; 6] = [
     "-p",
     "blanket-desktop",
     "--features",
@@ -34,35 +38,49 @@ pub const DESKTOP_RELEASE_BUILD: [&str; 8] = [
     "blanket-desktop",
 ];
 
-/// Builds the release binaries and the .deb; prints and returns the package's path.
+/// The Cargo profile the package is built with, and so the folder under the target dir that
+/// holds its binaries and `bundle/deb`.
+pub const PACKAGE_PROFILE: &str = "dist";
+
+/// Builds the binaries as they ship and the .deb; prints and returns the package's path.
 ///
 /// # Errors
 /// Fails when packages cannot be installed, a build fails, or the bundler makes no .deb.
 pub fn deb() -> Result<PathBuf> {
     apt::ensure(&[Purpose::Build, Purpose::Desktop, Purpose::Packaging])?;
     let workspace = Workspace::locate()?;
-    let headless_build = ["-p", "blanket-cli", "--bin", "blanket"];
     process::run(
         workspace
             .cargo()
-            .args(DESKTOP_RELEASE_BUILD)
-            .args(headless_build),
+            .args(HEADLESS_BUILD)
+            .args(["--profile", PACKAGE_PROFILE]),
     )
-    .context("could not build the release binaries to package")?;
-    let release = workspace.target_dir.join("release");
-    let bundle_dir = release.join("bundle").join("deb");
+    .context("could not build the headless blanket to package")?;
+    let built = workspace.target_dir.join(PACKAGE_PROFILE);
+    let bundle_dir = built.join("bundle").join("deb");
     // A package left by an earlier run must never pass for this one's.
     if bundle_dir.exists() {
         std::fs::remove_dir_all(&bundle_dir)
             .with_context(|| format!("could not empty {}", bundle_dir.display()))?;
     }
-    let headless = stage_headless(&release)?;
+    let headless = stage_headless(&built)?;
     let config = bundler_config(&icons(&workspace.root)?, &headless);
+    // `tauri build` builds the app itself (its bundle step alone would look for it only
+    // in `release`), then bundles it with the headless binary staged above.
     let mut bundle = Command::new("npm");
     bundle
         .args(["exec", "--yes", "--package", TAURI_CLI, "--", "tauri"])
-        .args(["bundle", "--bundles", "deb", "--config"])
+        .args([
+            "build",
+            "--ci",
+            "--bundles",
+            "deb",
+            "--features",
+            "prod",
+            "--config",
+        ])
         .arg(&config)
+        .args(["--", "--profile", PACKAGE_PROFILE])
         .current_dir(workspace.root.join("src-tauri"));
     process::run(&mut bundle).context("the Tauri bundler failed")?;
     let package = only_deb(&bundle_dir)?;
@@ -80,13 +98,13 @@ pub fn deb() -> Result<PathBuf> {
 
 /// Copies the headless binary to where the bundler looks for an external binary (its path
 /// plus `-TARGET_TRIPLE`) and returns that path without the suffix, as the config names it.
-fn stage_headless(release: &Path) -> Result<PathBuf> {
+fn stage_headless(built: &Path) -> Result<PathBuf> {
     let triple = host_triple()?;
-    let staged = release.join("deb-external-bin");
+    let staged = built.join("deb-external-bin");
     std::fs::create_dir_all(&staged)
         .with_context(|| format!("could not create {}", staged.display()))?;
     let exe = std::env::consts::EXE_SUFFIX;
-    let source = release.join(format!("blanket{exe}"));
+    let source = built.join(format!("blanket{exe}"));
     let target = staged.join(format!("blanket-{triple}{exe}"));
     std::fs::copy(&source, &target).with_context(|| {
         format!(
@@ -226,11 +244,11 @@ mod tests {
                 PathBuf::from("/r/icons/32x32.png"),
                 PathBuf::from("/r/icons/a\"b.png"),
             ],
-            Path::new("/r/target/release/deb-external-bin/blanket"),
+            Path::new("/r/target/dist/deb-external-bin/blanket"),
         );
         assert_eq!(
             config,
-            r#"{"bundle":{"icon":["/r/icons/32x32.png","/r/icons/a\"b.png"],"externalBin":["/r/target/release/deb-external-bin/blanket"]}}"#
+            r#"{"bundle":{"icon":["/r/icons/32x32.png","/r/icons/a\"b.png"],"externalBin":["/r/target/dist/deb-external-bin/blanket"]}}"#
         );
     }
 

@@ -34,8 +34,8 @@ commands:
   proof [--full]  run the reliability proof (crash loop, claims, lost workers,
                   slow SSE clients, disk trouble) with CI's small counts, or
                   the full ones; needs root for the disk-trouble tests
-  deb             build the release binaries and the desktop app's .deb
-                  (target/release/bundle/deb; see docs/desktop.md)
+  deb             build the desktop app's .deb with the dist profile
+                  (target/dist/bundle/deb; see docs/desktop.md)
   help            print this text
 
 See docs/development.md.

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::apt::{self, Purpose};
-use crate::deb::DESKTOP_RELEASE_BUILD;
+use crate::deb::{DESKTOP_BUILD, HEADLESS_BUILD};
 use crate::process;
 use crate::workspace::Workspace;
 
@@ -24,8 +24,7 @@ pub fn run(app_args: &[OsString]) -> Result<()> {
     let workspace = Workspace::locate()?;
     let mut command = match front_end {
         FrontEnd::Headless => {
-            let build_args = ["build", "--release", "--bin", "blanket"];
-            process::run(workspace.cargo().args(build_args))
+            process::run(workspace.cargo().args(HEADLESS_BUILD).arg("--release"))
                 .context("could not build the blanket binary")?;
             let binary = workspace
                 .target_dir
@@ -36,8 +35,13 @@ pub fn run(app_args: &[OsString]) -> Result<()> {
             command
         }
         FrontEnd::Desktop => {
-            process::run(workspace.cargo().args(DESKTOP_RELEASE_BUILD))
-                .context("could not build the blanket-desktop binary")?;
+            let mut build = workspace.cargo();
+            build
+                .args(HEADLESS_BUILD)
+                .args(DESKTOP_BUILD)
+                .arg("--release");
+            process::run(&mut build)
+                .context("could not build the blanket-desktop and blanket binaries")?;
             let binary = workspace
                 .target_dir
                 .join("release")
