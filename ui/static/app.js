@@ -304,11 +304,54 @@
     });
   }
 
-  setInterval(function () {
+  // Seconds until a time of this age reads differently (seconds-old times move in 15 s steps).
+  function untilNextLabel(seconds) {
+    if (seconds < 5) {
+      return 5 - seconds;
+    }
+    if (seconds < 60) {
+      return 15;
+    }
+    if (seconds < 3600) {
+      return 60 - (seconds % 60);
+    }
+    if (seconds < 86400) {
+      return 3600 - (seconds % 3600);
+    }
+    return 86400 - (seconds % 86400);
+  }
+
+  // One timer, set for the moment the youngest time on the page changes its label, and none
+  // while the page is hidden or shows no relative time, so an idle window never wakes.
+  var timesTimer = 0;
+  function scheduleTimes() {
+    clearTimeout(timesTimer);
+    timesTimer = 0;
+    if (document.hidden) {
+      return;
+    }
+    var now = Date.now();
+    var soonest = Infinity;
+    document.querySelectorAll('time[data-relative]').forEach(function (time) {
+      var age = Number(time.dataset.age) + Math.floor((now - Number(time.dataset.seen)) / 1000);
+      if (!isNaN(age) && age >= 0) {
+        soonest = Math.min(soonest, untilNextLabel(age));
+      }
+    });
+    if (soonest !== Infinity) {
+      timesTimer = setTimeout(function () {
+        refreshTimes(document);
+        scheduleTimes();
+      }, soonest * 1000);
+    }
+  }
+
+  document.addEventListener('visibilitychange', function () {
     if (!document.hidden) {
       refreshTimes(document);
     }
-  }, 15000);
+    scheduleTimes();
+  });
 
   // ---- logs --------------------------------------------------------------------------------
 
@@ -707,6 +750,7 @@
     initialiseTabs(scope);
     initialiseLogs(scope);
     refreshTimes(scope);
+    scheduleTimes();
   }
 
   initialise(document);

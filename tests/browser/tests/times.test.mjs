@@ -52,7 +52,7 @@ describe('relative times', () => {
     await page.goto(`${server.url}/ui/`);
     assert.equal(await createdText(page, task.id), 'just now');
 
-    // Past the page's 15 s refresh: the text follows the 20 s the browser saw go by.
+    // Past the page's next refresh of its times: the text follows the 20 s the browser saw go by.
     await page.clock.fastForward(20_000);
 
     const time = page.locator(`#tasks-rows tr:has(a[href="/ui/tasks/${task.id}"]) time[data-relative]`);
