@@ -3,8 +3,11 @@
 //! It knows nothing of HTTP: the server, the CLI and the desktop shell are its callers.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -43,6 +46,41 @@ struct Inner {
     launcher: OnceLock<WorkerLauncher>,
     children: Children,
     notify: LiveNotify,
+    /// Tells each held heartbeat apart, so ending an old one never ends its successor.
+    next_hold_id: AtomicU64,
+    /// Wakes the lease reaper when a held heartbeat ends early and a lease may now run out
+    /// sooner than it planned for.
+    hold_ended: Notify,
+}
+
+/// A heartbeat being held. Dropped before its deadline (the worker's connection closed, it
+/// may be dead; or the answer went out early), it ends the hold in the store, so the
+/// worker's lease runs from then rather than from the hold's planned end.
+struct HeldHeartbeat {
+    coordinator: Coordinator,
+    worker: WorkerId,
+    hold_id: u64,
+    ends_early: bool,
+}
+
+impl Drop for HeldHeartbeat {
+    fn drop(&mut self) {
+        if !self.ends_early {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (coordinator, worker, hold_id) = (self.coordinator.clone(), self.worker, self.hold_id);
+        runtime.spawn(async move {
+            match coordinator.inner.store.end_heartbeat_hold(worker, hold_id).await {
+                Ok(()) => coordinator.inner.hold_ended.notify_one(),
+                Err(error) => {
+                    tracing::debug!(worker_id = %worker, error = %error, "could not end a held heartbeat")
+                }
+            }
+        });
+    }
 }
 
 /// A folder receiving the files of a submit that is still being uploaded.
@@ -123,6 +161,8 @@ impl Coordinator {
                 started_ts: wire::now(),
                 launcher: OnceLock::new(),
                 children: Children::default(),
+                next_hold_id: AtomicU64::new(1),
+                hold_ended: Notify::new(),
             }),
         })
     }
@@ -547,7 +587,9 @@ impl Coordinator {
 
     /// Records a heartbeat and answers what the worker must do. With `wait`, the answer is
     /// held until there is something to do (a stop, a cancelled task) or the wait ends; it
-    /// wakes only for events about this worker or its tasks, not for every change.
+    /// wakes only for events about this worker or its tasks, not for every change. The
+    /// worker counts as heard all the while: an open hold is proof of life, since the server
+    /// drops it when the worker's connection closes, so a wait may be longer than the lease.
     ///
     /// # Errors
     /// `NotFound` for an unregistered worker.
@@ -557,13 +599,27 @@ impl Coordinator {
         running: Vec<TaskId>,
         wait: Duration,
     ) -> Result<HeartbeatReply> {
-        // A held heartbeat refreshes nothing, so it must end well within the lease or a
-        // healthy worker would be judged lost while it waits.
-        let lease_third = Duration::from_secs(self.inner.config.lease_seconds) / 3;
-        let deadline = tokio::time::Instant::now() + wait.min(lease_third);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut held = HeldHeartbeat {
+            coordinator: self.clone(),
+            worker: id,
+            hold_id: self.inner.next_hold_id.fetch_add(1, Ordering::Relaxed),
+            ends_early: false,
+        };
         let mut events = self.inner.hub.events();
         loop {
-            let (reply, requeued) = self.inner.store.heartbeat(id, running.clone()).await?;
+            let hold = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (reply, requeued) = self
+                .inner
+                .store
+                .heartbeat(
+                    id,
+                    running.clone(),
+                    hold.as_secs() + u64::from(hold.subsec_nanos() > 0),
+                    held.hold_id,
+                )
+                .await?;
+            held.ends_early = !hold.is_zero();
             for task in &requeued {
                 self.announce_task(task, false);
             }
@@ -587,6 +643,7 @@ impl Coordinator {
             })
             .await;
             if !matches!(woke, Ok(true)) {
+                held.ends_early = false;
                 return Ok(reply);
             }
         }
@@ -919,18 +976,16 @@ impl Coordinator {
                     Some(lease_duration)
                 }
             };
-            match next_check {
-                Some(delay) => {
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        alive = workers.changed() => if !alive { return },
-                    }
+            let due = async {
+                match next_check {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => std::future::pending().await,
                 }
-                None => {
-                    if !workers.changed().await {
-                        return;
-                    }
-                }
+            };
+            tokio::select! {
+                () = due => {}
+                () = self.inner.hold_ended.notified() => {}
+                alive = workers.changed() => if !alive { return },
             }
         }
     }

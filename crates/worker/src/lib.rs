@@ -20,10 +20,12 @@ pub use supervise::{STDERR_LOG, STDOUT_LOG};
 
 use supervise::Outcome;
 
-/// How long one claim waits on the coordinator before asking again.
-const CLAIM_WAIT: Duration = Duration::from_secs(30);
-/// How long one heartbeat is held by the coordinator; well under the default 30 s lease.
-const HEARTBEAT_WAIT: Duration = Duration::from_secs(10);
+/// How long one claim waits on the coordinator before asking again: the longest it allows, so
+/// an idle worker wakes itself and the coordinator as seldom as it can.
+const CLAIM_WAIT: Duration = Duration::from_secs(60);
+/// How long one heartbeat is held by the coordinator, the longest it allows. It may outlast
+/// the lease: the coordinator hears a worker all the while its heartbeat is held open.
+const HEARTBEAT_WAIT: Duration = Duration::from_secs(60);
 
 /// What a worker is told to be.
 #[derive(Clone, Debug)]

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::wire;
 
 pub use tasks::{Claimed, NewTaskRow, TaskChange, TaskCounts};
 
@@ -105,6 +106,13 @@ impl Store {
         let mut connection = Connection::open(path).map_err(|error| storage_error(path, &error))?;
         configure(&connection).map_err(|error| storage_error(path, &error))?;
         schema::migrate(&mut connection, path)?;
+        // Heartbeats held by a coordinator that is gone ended with it.
+        connection
+            .execute(
+                "UPDATE workers SET held_until_ts = ?1 WHERE held_until_ts > ?1",
+                [wire::now()],
+            )
+            .map_err(|error| storage_error(path, &error))?;
         let checkpointer = Checkpointer::start(path)?;
         // Replaces SQLite's auto-checkpoint, which would run inside the writer's COMMIT.
         connection.wal_hook(Some(note_wal_pages));

@@ -84,6 +84,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (task_seq, path)
     );
     ",
+    // Version 3: when a worker's held heartbeat ends, and which hold that is. A worker is
+    // alive while a heartbeat of its is held open, so its lease runs from the later of the
+    // two times.
+    "
+    ALTER TABLE workers ADD COLUMN held_until_ts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE workers ADD COLUMN hold_id INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// Brings the database at `path` up to the newest schema, in one transaction.

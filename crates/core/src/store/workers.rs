@@ -1,6 +1,7 @@
 //! Worker rows: registration that merges fields, heartbeats, stop requests, deletes, and the
 //! queue-wide settings (pause). A worker's status is derived when read, from its flags and
-//! how long ago it was heard, so no timer has to flip it.
+//! how long ago it was heard, so no timer has to flip it. A worker is heard all the while a
+//! heartbeat of its is held open (`held_until_ts`), so a long hold costs it nothing.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -13,7 +14,7 @@ use crate::state::TaskState;
 use crate::wire::{self, HeartbeatReply, Task, Worker, WorkerStatus, WorkerUpdate};
 
 const WORKER_COLUMNS: &str = "id, tags, pid, stopped, check_interval, started_ts, logfile, daemon, \
-    last_heard_ts, lost, stop_requested, launched, \
+    MAX(last_heard_ts, held_until_ts), lost, stop_requested, launched, \
     (SELECT t.id FROM tasks t WHERE t.worker_id = workers.id AND t.state IN ('CLAIMED', 'RUNNING') ORDER BY t.seq LIMIT 1)";
 
 const QUEUE_PAUSED: &str = "queue_paused";
@@ -73,13 +74,13 @@ impl Store {
         .await
     }
 
-    /// The oldest last-heard time among workers that are neither stopped nor lost: when the
-    /// next one can become lost.
+    /// The oldest last-heard time among workers that are neither stopped nor lost (the end
+    /// of a held heartbeat counting as heard): when the next one can become lost.
     pub async fn earliest_heartbeat(&self) -> Result<Option<i64>> {
         self.read(|connection| {
             connection
                 .query_row(
-                    "SELECT MIN(last_heard_ts) FROM workers WHERE stopped = 0 AND lost = 0",
+                    "SELECT MIN(MAX(last_heard_ts, held_until_ts)) FROM workers WHERE stopped = 0 AND lost = 0",
                     [],
                     |row| row.get(0),
                 )
@@ -117,7 +118,9 @@ impl Store {
     /// Records that a worker is alive and tells it what to do: stop, and which of the tasks
     /// it says it runs are no longer its own (cancelled, deleted or given away). A task it
     /// claimed but does not run (its claim answer was lost) goes back to the queue; those
-    /// tasks are returned beside the reply.
+    /// tasks are returned beside the reply. The heartbeat is then held open for `hold`
+    /// seconds, under the id `hold_id`, and the worker counts as heard until then (see
+    /// [`Store::end_heartbeat_hold`]).
     ///
     /// # Errors
     /// `NotFound` for an unregistered worker.
@@ -125,12 +128,16 @@ impl Store {
         &self,
         id: WorkerId,
         running: Vec<TaskId>,
+        hold: u64,
+        hold_id: u64,
     ) -> Result<(HeartbeatReply, Vec<Task>)> {
         self.write(move |connection| {
+            let now = wire::now();
+            let held_until = now.saturating_add(i64::try_from(hold).unwrap_or(i64::MAX));
             let flags = connection
                 .query_row(
-                    "UPDATE workers SET last_heard_ts = ?2, lost = 0 WHERE id = ?1 RETURNING stop_requested, force_stop",
-                    params![id.to_string(), wire::now()],
+                    "UPDATE workers SET last_heard_ts = ?2, held_until_ts = ?3, hold_id = ?4, lost = 0 WHERE id = ?1 RETURNING stop_requested, force_stop",
+                    params![id.to_string(), now, held_until, hold_id.cast_signed()],
                     |row| Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?)),
                 )
                 .optional()
@@ -173,6 +180,21 @@ impl Store {
         .await
     }
 
+    /// The held heartbeat `hold_id` ended before its time (its connection closed: the worker
+    /// may have died), so the worker's lease runs from now. A newer hold is left alone.
+    pub async fn end_heartbeat_hold(&self, id: WorkerId, hold_id: u64) -> Result<()> {
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "UPDATE workers SET held_until_ts = ?2 WHERE id = ?1 AND hold_id = ?3 AND held_until_ts > ?2",
+                    params![id.to_string(), wire::now(), hold_id.cast_signed()],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Asks a worker to stop after its current task, or at once with `force`.
     ///
     /// # Errors
@@ -204,7 +226,7 @@ impl Store {
             let cutoff = wire::now() - i64::try_from(lease_seconds).unwrap_or(i64::MAX);
             let mut statement = connection
                 .prepare_cached(
-                    "UPDATE workers SET lost = 1 WHERE stopped = 0 AND lost = 0 AND last_heard_ts < ?1 RETURNING id",
+                    "UPDATE workers SET lost = 1 WHERE stopped = 0 AND lost = 0 AND MAX(last_heard_ts, held_until_ts) < ?1 RETURNING id",
                 )
                 .map_err(sql_error)?;
             let rows = statement
@@ -300,7 +322,8 @@ fn read_worker_row(
     let tags: String = row.get(1)?;
     let pid: i64 = row.get(2)?;
     let stopped: bool = row.get(3)?;
-    let last_heard_ts: i64 = row.get(8)?;
+    // The end of a hold still open is in the future: the worker is heard now.
+    let last_heard_ts = row.get::<_, i64>(8)?.min(now);
     let lost: bool = row.get(9)?;
     let stop_requested: bool = row.get(10)?;
     let current_task: Option<String> = row.get(12)?;
@@ -341,4 +364,76 @@ fn unknown_worker(id: WorkerId) -> Error {
     Error::NotFound(format!(
         "worker {id} not found: GET /worker/ lists the known workers"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: u64 = 30;
+
+    /// Moves the worker's last heartbeat, and the end of its hold, `seconds` into the past.
+    async fn age(store: &Store, id: WorkerId, seconds: i64) {
+        store
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE workers SET last_heard_ts = last_heard_ts - ?2, held_until_ts = held_until_ts - ?2 WHERE id = ?1",
+                        params![id.to_string(), seconds],
+                    )
+                    .map(drop)
+                    .map_err(sql_error)
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_worker_is_heard_while_its_heartbeat_is_held_and_lost_a_lease_after_it_ends_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("blanket.db")).unwrap();
+        let id = WorkerId::generate();
+        store
+            .upsert_worker(id, WorkerUpdate::default(), false, LEASE)
+            .await
+            .unwrap();
+        store.heartbeat(id, Vec::new(), 600, 7).await.unwrap();
+        // Two leases since the heartbeat came, but its hold is still open.
+        age(&store, id, 2 * 30).await;
+        assert!(store.mark_lost_workers(LEASE).await.unwrap().is_empty());
+        let worker = store.worker(id, LEASE).await.unwrap();
+        assert_eq!(worker.status, WorkerStatus::Running);
+        assert!(wire::now() - worker.last_heard_ts <= 1, "{worker:?}");
+
+        // The end of an older hold leaves this one open.
+        store.end_heartbeat_hold(id, 6).await.unwrap();
+        age(&store, id, 2 * 30).await;
+        assert!(store.mark_lost_workers(LEASE).await.unwrap().is_empty());
+
+        // Its connection closed: the lease runs from now, not from the heartbeat.
+        store.end_heartbeat_hold(id, 7).await.unwrap();
+        assert!(store.mark_lost_workers(LEASE).await.unwrap().is_empty());
+        age(&store, id, 31).await;
+        assert_eq!(store.mark_lost_workers(LEASE).await.unwrap(), vec![id]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn heartbeats_held_by_a_coordinator_that_stopped_end_when_the_store_opens_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blanket.db");
+        let store = Store::open(&path).unwrap();
+        let id = WorkerId::generate();
+        store
+            .upsert_worker(id, WorkerUpdate::default(), false, LEASE)
+            .await
+            .unwrap();
+        store.heartbeat(id, Vec::new(), 600, 1).await.unwrap();
+        store.close().await;
+
+        let store = Store::open(&path).unwrap();
+        age(&store, id, 31).await;
+        assert_eq!(store.mark_lost_workers(LEASE).await.unwrap(), vec![id]);
+        store.close().await;
+    }
 }
