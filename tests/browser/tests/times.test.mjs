@@ -18,6 +18,23 @@ async function createdText(page, id) {
   return time.textContent();
 }
 
+/**
+ * Opens the task list and waits until the refresh its live stream asks for on connect has
+ * landed: that refresh renders the rows again, and a row rendered after the test moves the
+ * browser's clock would rightly start counting from then.
+ */
+async function openSettledList(page, url) {
+  await page.addInitScript(() => {
+    document.addEventListener('htmx:afterSettle', (event) => {
+      if (event.target.id === 'tasks-rows') {
+        window.blanketRowsRefreshed = true;
+      }
+    });
+  });
+  await page.goto(url);
+  await page.waitForFunction(() => window.blanketRowsRefreshed === true, null, { timeout: TIMEOUT });
+}
+
 describe('relative times', () => {
   let server;
   let browser;
@@ -49,7 +66,7 @@ describe('relative times', () => {
     await context.clock.install({ time: Date.now() - SKEW_MS });
     const page = await context.newPage();
     const task = await server.api('POST', '/task/', { type: 'echo_task' });
-    await page.goto(`${server.url}/ui/`);
+    await openSettledList(page, `${server.url}/ui/`);
     assert.equal(await createdText(page, task.id), 'just now');
 
     // Past the page's next refresh of its times: the text follows the 20 s the browser saw go by.
