@@ -1,6 +1,8 @@
 //! Connections that send no complete request head are closed after `header_timeout_seconds`:
-//! ones that send nothing, stop mid-headers, or sit idle after an answer. Answers under way,
-//! a live stream and a long-poll claim, outlast that timeout, and normal requests still work.
+//! ones that send nothing, stop mid-headers, or sit idle after an answer. A request whose body
+//! stops arriving for as long is answered 408 and closed, keeping nothing of it. Answers under
+//! way, a live stream and a long-poll claim, outlast that timeout, and normal requests still
+//! work.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -167,4 +169,85 @@ fn a_long_poll_claim_outlasts_the_timeout() {
         waited >= wait - EARLY_SLACK,
         "the claim ended after {waited:?}, before its {wait:?} wait"
     );
+}
+
+/// Sends a whole request head for a `POST /task/` whose body is `promised` bytes long, then
+/// only `body_start` of that body, and goes quiet; returns the stream and when it went quiet.
+fn stall_mid_body(
+    server: &Server,
+    content_type: &str,
+    body_start: &str,
+    promised: usize,
+) -> (TcpStream, Instant) {
+    assert!(
+        promised > body_start.len(),
+        "the body must promise more than it sends"
+    );
+    let mut stream = connect(server);
+    let head = format!(
+        "POST /task/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: {content_type}\r\nContent-Length: {promised}\r\n\r\n",
+        server.port()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .expect("sending the request head");
+    stream
+        .write_all(body_start.as_bytes())
+        .expect("sending the start of the body");
+    (stream, Instant::now())
+}
+
+#[test]
+fn a_request_whose_body_stalls_is_answered_408_and_closed_with_nothing_kept() {
+    let server = start();
+    let boundary = "stall-boundary";
+    let upload_start = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n{{\"type\":\"echo_task\"}}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"input.txt\"; filename=\"input.txt\"\r\n\r\n\
+         the first half of a file"
+    );
+    let (mut json, json_since) =
+        stall_mid_body(&server, "application/json", r#"{"type": "echo"#, 200);
+    let (mut upload, upload_since) = stall_mid_body(
+        &server,
+        &format!("multipart/form-data; boundary={boundary}"),
+        &upload_start,
+        100_000,
+    );
+
+    for (what, stream, since) in [
+        ("a JSON submit", &mut json, json_since),
+        ("an upload", &mut upload, upload_since),
+    ] {
+        let (after, received) = closed_after(stream, since);
+        let answer = String::from_utf8_lossy(&received);
+        assert!(
+            after >= HEADER_TIMEOUT - EARLY_SLACK,
+            "{what}: answered after {after:?}, before the {HEADER_TIMEOUT:?} timeout: {answer}"
+        );
+        assert!(
+            answer.starts_with("HTTP/1.1 408 "),
+            "{what}: answered {answer}"
+        );
+        assert!(
+            answer.contains("the request body stopped arriving"),
+            "{what}: the answer does not say what happened: {answer}"
+        );
+    }
+
+    assert_eq!(
+        server.get("/task/").text(),
+        "[]",
+        "a stalled submit stored a task"
+    );
+    let incoming = server.results_dir().join(".incoming");
+    let left: Vec<_> = std::fs::read_dir(&incoming)
+        .map(|entries| {
+            entries
+                .map(|entry| entry.expect("a folder entry").path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the stalled upload left {left:?} behind");
+    server.submit(&json!({"type": "echo_task"}));
 }

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The body is larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The client stopped sending its request body (408).
+    #[error("{0}")]
+    Stalled(String),
     /// Too many open streams (503 with a clear message, not a 5xx bug).
     #[error("{0}")]
     Busy(String),
@@ -54,29 +57,42 @@ impl From<blanket_core::Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
-            ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
-            ApiError::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
-            ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, message),
-            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, message),
-            ApiError::Conflict(message) => (StatusCode::CONFLICT, message),
-            ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message),
-            ApiError::Busy(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
+        let status = self.status();
+        let message = match self {
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error: the coordinator log has the details (search it for this request's x-request-id)"
-                        .to_string(),
-                )
+                "internal error: the coordinator log has the details (search it for this request's x-request-id)"
+                    .to_string()
             }
+            other => other.to_string(),
         };
         let mut response = (status, axum::Json(ErrorBody { error: message })).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT
+        ) {
             // A client turned away for want of capacity must not keep a connection, which is
-            // an open file here, while it waits to try again.
+            // an open file here, while it waits to try again; one that stalled mid-body has
+            // left the connection in the middle of a request.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -1,6 +1,6 @@
 //! The guards every request passes before a handler sees it: the Host check against DNS
 //! rebinding, the bearer token, the Origin check against cross-site requests, plus the
-//! request id, tracing span, panic catcher and request metrics.
+//! stalled-body timeout, request id, tracing span, panic catcher and request metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -27,6 +27,10 @@ const REQUEST_ID_HEADER: &str = "x-request-id";
 pub fn wrap(routes: Router<AppState>, state: AppState) -> Router<AppState> {
     let request_id_header = header::HeaderName::from_static(REQUEST_ID_HEADER);
     routes
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::stalled_body::limit_stalls,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), check_request))
         .layer(middleware::from_fn_with_state(state, count_request))
         .layer(

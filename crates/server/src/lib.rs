@@ -13,6 +13,7 @@ mod results;
 pub mod runtime;
 mod sse;
 mod sse_events;
+mod stalled_body;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,9 +39,10 @@ pub struct ServerOptions {
     pub allowed_hosts: Vec<String>,
     /// How often an idle SSE stream sends a comment line.
     pub keepalive: Duration,
-    /// How long a connection may take to send a complete request head, new or idle between
-    /// requests, before it is closed.
-    pub header_timeout: Duration,
+    /// How long a client may go silent mid-request: a connection with no complete request
+    /// head in that time (new, or idle between requests) is closed, and a request whose body
+    /// gives nothing for that long is answered 408 and closed.
+    pub stall_timeout: Duration,
     /// The largest multipart submit, in bytes.
     pub max_upload_bytes: u64,
     /// The largest JSON body, in bytes.
@@ -56,7 +58,7 @@ impl ServerOptions {
             token: config.token.clone(),
             allowed_hosts: config.allowed_hosts.clone(),
             keepalive: Duration::from_secs(config.keepalive_seconds),
-            header_timeout: Duration::from_secs(config.header_timeout_seconds),
+            stall_timeout: Duration::from_secs(config.header_timeout_seconds),
             max_upload_bytes: config.max_upload_bytes,
             max_json_bytes: config.max_json_bytes,
             max_streams: 4096,
@@ -226,10 +228,11 @@ pub fn router(state: AppState) -> Router {
 /// waits for open requests to finish.
 ///
 /// Each connection is HTTP/1 with a header-read timeout: one that has not sent a complete
-/// request head within `header_timeout` is closed, whether it is new (a client that connects
+/// request head within the stall timeout is closed, whether it is new (a client that connects
 /// and sends nothing, or stops mid-headers) or kept alive between requests, so idle sockets
-/// cannot use up the open files. An answer being sent (a stream, a long poll) is never cut,
-/// because hyper only runs that timer while it waits for a head. Accept errors (`EMFILE`) are
+/// cannot use up the open files (a body that stalls is `stalled_body`'s). An answer being sent
+/// (a stream, a long poll) is never cut, because hyper only runs that timer while it waits for
+/// a head. Accept errors (`EMFILE`) are
 /// logged and retried by axum's listener, so serving never fails.
 pub async fn serve(
     mut listener: tokio::net::TcpListener,
@@ -239,7 +242,7 @@ pub async fn serve(
     let mut connections = hyper::server::conn::http1::Builder::new();
     connections
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(state.options.header_timeout);
+        .header_read_timeout(state.options.stall_timeout);
     let streams_end = state.shutdown.clone();
     let app = app(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
