@@ -3,6 +3,8 @@
 //! 100,000 queued tasks, submit -> the task's process running, and the daemon's memory.
 //! Blanket's side is always measured; pueue's only when asked for, with `pueue`/`pueued` on
 //! PATH. pueue is driven only through its CLI, so both sides pay a client process per submit.
+//! On the empty queue, the one rate judged against pueue's, the two CLIs are timed in
+//! alternating blocks, so a shared machine's slow and quick moments fall on both alike.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,6 +22,9 @@ use crate::workers::{self, nanos_between, wall_clock_nanos};
 
 /// How many tasks are queued at each step of the comparison.
 pub const QUEUE_LEVELS: [u64; 3] = [0, 2_000, 100_000];
+
+/// How many alternating blocks each CLI's empty-queue submits are timed in.
+pub const EMPTY_QUEUE_BLOCKS: usize = 6;
 
 /// How long a daemon may take to answer, or a started task to stamp its file.
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
@@ -66,13 +71,16 @@ pub struct BlanketSide {
 }
 
 /// Blanket's side: a fresh server filled level by level, and a server with one worker for the
-/// start latency.
+/// start latency. `empty` is the empty-queue rate when [`empty_queue_side_by_side`] timed it.
 ///
 /// # Errors
 /// When a server cannot start or a submit fails.
-pub async fn blanket(blanket: &Path, plan: ComparePlan) -> Result<BlanketSide> {
+pub async fn blanket(
+    blanket: &Path,
+    plan: ComparePlan,
+    empty: Option<LevelRate>,
+) -> Result<BlanketSide> {
     let server = Server::start(blanket, None).await?;
-    let url = format!("http://{}", server.address);
     let mut levels = Vec::new();
     let mut http = Vec::new();
     let last = QUEUE_LEVELS.len() - 1;
@@ -82,19 +90,22 @@ pub async fn blanket(blanket: &Path, plan: ComparePlan) -> Result<BlanketSide> {
             .await?
             .count_tasks()
             .await?;
-        let count = if index == last {
-            plan.cli_submits_full
-        } else {
-            plan.cli_submits
+        let rate = match (&empty, level) {
+            (Some(empty), 0) => empty.clone(),
+            _ => {
+                let count = if index == last {
+                    plan.cli_submits_full
+                } else {
+                    plan.cli_submits
+                };
+                LevelRate {
+                    queued,
+                    cli_rate: timed_rate(count, || run_ok(&mut blanket_submit(blanket, &server)))?,
+                    cli_submits: count,
+                }
+            }
         };
-        let cli_rate = timed_rate(count, || {
-            run_ok(blanket_client(blanket, &server, &url).args(["submit", "-q", "-t", "echo_task"]))
-        })?;
-        levels.push(LevelRate {
-            queued,
-            cli_rate,
-            cli_submits: count,
-        });
+        levels.push(rate);
         http.push(if level > 0 {
             Some(load::submit_rate(&server, 2, 100, plan.http_time).await?)
         } else {
@@ -131,19 +142,14 @@ pub async fn blanket(blanket: &Path, plan: ComparePlan) -> Result<BlanketSide> {
     })
 }
 
-/// pueue's side, on a daemon of its own in a temporary folder.
+/// pueue's side, on a daemon of its own in a temporary folder; its empty-queue rate is the one
+/// [`empty_queue_side_by_side`] timed.
 ///
 /// # Errors
 /// When `pueue`/`pueued` are not on PATH, the daemon does not answer, or a command fails.
-pub fn pueue(plan: ComparePlan) -> Result<Side> {
-    let (Some(client), Some(daemon)) = (on_path("pueue"), on_path("pueued")) else {
-        bail!("pueue and pueued are not on PATH (cargo install pueue --locked)");
-    };
-    let root = tempfile::Builder::new()
-        .prefix("blanket-bench-pueue-")
-        .tempdir()
-        .context("creating a temporary folder for pueued")?;
-    let mut pueue = Pueue::start(client, daemon, root.path())?;
+pub fn pueue(plan: ComparePlan, empty: LevelRate) -> Result<Side> {
+    let root = pueue_folder()?;
+    let mut pueue = Pueue::start(root.path())?;
 
     // Submit -> running on an idle, running queue.
     let mut latencies = Vec::with_capacity(plan.starts);
@@ -170,13 +176,17 @@ pub fn pueue(plan: ComparePlan) -> Result<Side> {
     let mut levels = Vec::new();
     let last = QUEUE_LEVELS.len() - 1;
     for (index, &level) in QUEUE_LEVELS.iter().enumerate() {
+        if level == 0 {
+            levels.push(empty.clone());
+            continue;
+        }
         let queued = pueue.queue_to(level)?;
         let count = if index == last {
             plan.cli_submits_full
         } else {
             plan.cli_submits
         };
-        let cli_rate = timed_rate(count, || pueue.command(&["add", "--", "true"]))?;
+        let cli_rate = timed_rate(count, || pueue.add_true())?;
         levels.push(LevelRate {
             queued,
             cli_rate,
@@ -192,6 +202,56 @@ pub fn pueue(plan: ComparePlan) -> Result<Side> {
     })
 }
 
+/// Both CLIs on an empty queue, a fresh `blanket serve --workers 0` and a fresh paused pueued,
+/// timed in [`EMPTY_QUEUE_BLOCKS`] alternating blocks after a warm-up of each; each side's rate
+/// is the median of its blocks'. Returns Blanket's rate, then pueue's.
+///
+/// # Errors
+/// When `pueue`/`pueued` are not on PATH, a daemon does not start, or a submit fails.
+pub async fn empty_queue_side_by_side(
+    blanket: &Path,
+    plan: ComparePlan,
+) -> Result<(LevelRate, LevelRate)> {
+    let root = pueue_folder()?;
+    let pueue = Pueue::start(root.path())?;
+    pueue.command(&["pause"])?;
+    let server = Server::start(blanket, None).await?;
+    let per_block = plan.cli_submits.div_ceil(EMPTY_QUEUE_BLOCKS);
+    let mut blanket_rates = Vec::with_capacity(EMPTY_QUEUE_BLOCKS);
+    let mut pueue_rates = Vec::with_capacity(EMPTY_QUEUE_BLOCKS);
+    for _ in 0..EMPTY_QUEUE_BLOCKS {
+        blanket_rates.push(timed_rate(per_block, || {
+            run_ok(&mut blanket_submit(blanket, &server))
+        })?);
+        pueue_rates.push(timed_rate(per_block, || pueue.add_true())?);
+    }
+    pueue.stop();
+    let side = |rates: Vec<f64>| LevelRate {
+        queued: 0,
+        cli_rate: median(rates),
+        cli_submits: per_block * EMPTY_QUEUE_BLOCKS,
+    };
+    Ok((side(blanket_rates), side(pueue_rates)))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+/// A temporary folder for a pueued of its own: its config, state and socket.
+fn pueue_folder() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("blanket-bench-pueue-")
+        .tempdir()
+        .context("creating a temporary folder for pueued")
+}
+
 /// A pueued on its own folder, config and socket, and a way to run its client against it.
 struct Pueue {
     client: PathBuf,
@@ -204,7 +264,10 @@ struct Pueue {
 }
 
 impl Pueue {
-    fn start(client: PathBuf, daemon_binary: PathBuf, root: &Path) -> Result<Pueue> {
+    fn start(root: &Path) -> Result<Pueue> {
+        let (Some(client), Some(daemon_binary)) = (on_path("pueue"), on_path("pueued")) else {
+            bail!("pueue and pueued are not on PATH (cargo install pueue --locked)");
+        };
         let config = root.join("pueue.yml");
         std::fs::write(
             &config,
@@ -237,6 +300,11 @@ impl Pueue {
         )
     }
 
+    /// What each timed submit is: a task that does nothing, on the paused queue.
+    fn add_true(&self) -> Result<Output> {
+        self.command(&["add", "--", "true"])
+    }
+
     fn wait_until_ready(&mut self) -> Result<()> {
         let started = Instant::now();
         while self.command(&["status"]).is_err() {
@@ -256,7 +324,7 @@ impl Pueue {
     /// at 100,000, which is the cost this comparison measures. Returns `level`.
     fn queue_to(&mut self, level: u64) -> Result<u64> {
         if level > 0 {
-            self.command(&["add", "--", "true"])?;
+            self.add_true()?;
             self.command(&["shutdown"])?;
             self.daemon.wait().context("waiting for pueued to stop")?;
             let text = std::fs::read_to_string(&self.state)
@@ -313,6 +381,13 @@ fn spawn_daemon(binary: &Path, config: &Path, home: &Path) -> Result<Child> {
 }
 
 /// A `blanket` client command aimed at `server`.
+/// The timed submit: `blanket submit -q -t echo_task` against `server`.
+fn blanket_submit(blanket: &Path, server: &Server) -> Command {
+    let mut command = blanket_client(blanket, server, &format!("http://{}", server.address));
+    command.args(["submit", "-q", "-t", "echo_task"]);
+    command
+}
+
 fn blanket_client(blanket: &Path, server: &Server, url: &str) -> Command {
     let mut command = Command::new(blanket);
     lean_environment(&mut command, &server.data_dir)
@@ -377,4 +452,15 @@ fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|folder| folder.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_of_block_rates_ignores_one_disturbed_block() {
+        assert_eq!(median(vec![340.0, 90.0, 350.0]), 340.0);
+        assert_eq!(median(vec![300.0, 90.0, 350.0, 310.0]), 305.0);
+    }
 }

@@ -384,13 +384,11 @@ async fn measure(blanket: &Path, plan: &Plan, with_pueue: bool) -> Result<Measur
     let worker_run = workers::measure(blanket, plan.workers).await?;
     figures.extend(worker_figures(&worker_run));
 
-    progress("Blanket's side of the comparison with pueue");
-    let blanket_side = compare::blanket(blanket, plan.compare).await?;
     let mut not_measured = Vec::new();
-    let pueue_side = if with_pueue {
-        progress("pueue's side of the comparison");
-        match compare::pueue(plan.compare) {
-            Ok(side) => Some(side),
+    let empty_queue = if with_pueue {
+        progress("both CLIs on an empty queue, in alternating blocks");
+        match compare::empty_queue_side_by_side(blanket, plan.compare).await {
+            Ok(rates) => Some(rates),
             Err(error) => {
                 not_measured.push(format!("pueue: {error:#}."));
                 None
@@ -401,6 +399,22 @@ async fn measure(blanket: &Path, plan: &Plan, with_pueue: bool) -> Result<Measur
             "pueue, side by side: run `cargo xtask bench --with-pueue` to measure it.".to_owned(),
         );
         None
+    };
+    let (blanket_empty, pueue_empty) = empty_queue.unzip();
+    progress("Blanket's side of the comparison with pueue");
+    let blanket_side = compare::blanket(blanket, plan.compare, blanket_empty).await?;
+    let pueue_side = match pueue_empty {
+        Some(empty) => {
+            progress("pueue's side of the comparison");
+            match compare::pueue(plan.compare, empty) {
+                Ok(side) => Some(side),
+                Err(error) => {
+                    not_measured.push(format!("pueue: {error:#}."));
+                    None
+                }
+            }
+        }
+        None => None,
     };
     figures.extend(comparison_figures(&blanket_side, pueue_side.as_ref()));
     let comparison = report::comparison_section(&blanket_side, pueue_side.as_ref());
@@ -582,8 +596,16 @@ fn comparison_figures(
         verdict,
         others_cpu: None,
         method: format!(
-            "{} `blanket submit -q -t echo_task` processes one after another after 5 unmeasured, each from exec to exit, against a fresh `blanket serve --workers 0`. The same figure at other store sizes, and pueue's, are in the side-by-side below.",
-            empty.cli_submits
+            "{} `blanket submit -q -t echo_task` processes one after another, each from exec to exit, against a fresh `blanket serve --workers 0`{}. The same figure at other store sizes, and pueue's, are in the side-by-side below.",
+            empty.cli_submits,
+            if pueue_empty.is_some() {
+                format!(
+                    ", timed in {} blocks alternating with blocks of as many `pueue add -- true` against a fresh paused pueued, each block after 5 unmeasured; the rate is the median of the blocks', so both meet the same moments of the machine",
+                    compare::EMPTY_QUEUE_BLOCKS
+                )
+            } else {
+                " after 5 unmeasured".to_owned()
+            }
         ),
     }]
 }

@@ -193,8 +193,10 @@ pub fn comparison_section(blanket: &BlanketSide, pueue: Option<&Side>) -> String
         "Both driven through their CLI, one client process per task, one after another, as a \
          shell loop would: `blanket submit -q -t echo_task` against `blanket serve --workers 0`, \
          and `pueue add -- true` against `pueued` on a paused queue of its own (a temporary \
-         folder, config and Unix socket), both on the same machine in the same run. pueue's \
-         queue is filled by writing copies of one queued task into its saved state and \
+         folder, config and Unix socket), both on the same machine in the same run. On the \
+         empty queue the two are timed in alternating blocks (the median of each side's \
+         blocks), so a moment when the shared machine is slow falls on both; one run of each \
+         after the other saw pueue anywhere from 234 to 348 adds/s. pueue's queue is filled by writing copies of one queued task into its saved state and \
          restarting the daemon, since adding 100,000 through its CLI would take hours; Blanket's \
          store is filled over HTTP. Blanket's HTTP rate (2 keep-alive connections, no client \
          process) is a different client and is shown apart; the empty-store HTTP figure is the \
