@@ -133,11 +133,22 @@ class Desktop:
             for urgency in ("low", "normal", "critical"):
                 dunstrc.write(f"[urgency_{urgency}]\n    timeout = 0\n")
         self.dunst_log = open(os.path.join(artifacts, "dunst.log"), "w")
-        self.processes.append(subprocess.Popen(["dunst", "-config", config], env=self.env,
-                                               stdout=self.dunst_log, stderr=subprocess.STDOUT))
-        wait_for("dunst to own the notification name",
-                 lambda: subprocess.run(["dunstctl", "count"], env=self.env,
-                                        capture_output=True).returncode == 0)
+        dunst = subprocess.Popen(["dunst", "-config", config], env=self.env,
+                                 stdout=self.dunst_log, stderr=subprocess.STDOUT)
+        self.processes.append(dunst)
+        # Asked of the bus, not of the name: a call to org.freedesktop.Notifications before
+        # this dunst owns it makes the bus start Debian's D-Bus-activated dunst (default
+        # config, no dmenu picker, notifications that expire), which may take the name first.
+        wait_for("this dunst to own the notification name",
+                 lambda: self.notifications_owner() == dunst.pid)
+
+    def notifications_owner(self):
+        """The pid owning org.freedesktop.Notifications on this session bus, or None."""
+        asked = subprocess.run(
+            ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+             "org.freedesktop.DBus.GetConnectionUnixProcessID", "string:org.freedesktop.Notifications"],
+            env=self.env, capture_output=True, text=True)
+        return int(asked.stdout.split()[-1]) if asked.returncode == 0 else None
 
     def dunstctl(self, *args):
         return subprocess.run(["dunstctl", *args], env=self.env, capture_output=True,
