@@ -380,7 +380,6 @@ fn spawn_daemon(binary: &Path, config: &Path, home: &Path) -> Result<Child> {
         .with_context(|| format!("starting {}", binary.display()))
 }
 
-/// A `blanket` client command aimed at `server`.
 /// The timed submit: `blanket submit -q -t echo_task` against `server`.
 fn blanket_submit(blanket: &Path, server: &Server) -> Command {
     let mut command = blanket_client(blanket, server, &format!("http://{}", server.address));
@@ -388,6 +387,7 @@ fn blanket_submit(blanket: &Path, server: &Server) -> Command {
     command
 }
 
+/// A `blanket` client command aimed at `server`.
 fn blanket_client(blanket: &Path, server: &Server, url: &str) -> Command {
     let mut command = Command::new(blanket);
     lean_environment(&mut command, &server.data_dir)

@@ -196,8 +196,8 @@ pub fn comparison_section(blanket: &BlanketSide, pueue: Option<&Side>) -> String
          folder, config and Unix socket), both on the same machine in the same run. On the \
          empty queue the two are timed in alternating blocks (the median of each side's \
          blocks), so a moment when the shared machine is slow falls on both; one run of each \
-         after the other saw pueue anywhere from 234 to 348 adds/s. pueue's queue is filled by writing copies of one queued task into its saved state and \
-         restarting the daemon, since adding 100,000 through its CLI would take hours; Blanket's \
+         after the other saw pueue anywhere from 234 to 348 adds/s. pueue's queue is filled \
+         by writing copies of one queued task into its saved state and restarting the daemon, since adding 100,000 through its CLI would take hours; Blanket's \
          store is filled over HTTP. Blanket's HTTP rate (2 keep-alive connections, no client \
          process) is a different client and is shown apart; the empty-store HTTP figure is the \
          first row of the results above. The issue quotes pueue at 340 submits/s on an empty \

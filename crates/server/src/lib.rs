@@ -232,8 +232,8 @@ pub fn router(state: AppState) -> Router {
 /// and sends nothing, or stops mid-headers) or kept alive between requests, so idle sockets
 /// cannot use up the open files (a body that stalls is `stalled_body`'s). An answer being sent
 /// (a stream, a long poll) is never cut, because hyper only runs that timer while it waits for
-/// a head. Accept errors (`EMFILE`) are
-/// logged and retried by axum's listener, so serving never fails.
+/// a head. Accept errors (`EMFILE`) are logged and retried by axum's listener, so serving never
+/// fails.
 pub async fn serve(
     mut listener: tokio::net::TcpListener,
     state: AppState,
